@@ -1,0 +1,29 @@
+//! # niwa-api
+//!
+//! niwa's object model, shared by every component. No IO.
+//!
+//! * Kubernetes types come from `k8s-openapi` (re-exported as [`k8s`]); objects travel as their JSON
+//!   wire form, so the same bytes serve gRPC, REST and storage.
+//! * [`registry`] — every kind niwa serves: group/version/resource, names, scope, verbs, subresources,
+//!   and store keys. Start here.
+//! * [`selector`] — label selectors (equality and set-based) and field selectors, as Kubernetes parses
+//!   and matches them.
+//! * [`status`] — Kubernetes `Status` errors (reason, code, field causes) and their gRPC form.
+//! * [`validation`] — Kubernetes' name and label syntax rules.
+//! * [`proto`] — the generic gRPC resource API (proto/niwa/api/v1/resources.proto).
+
+pub use k8s_openapi as k8s;
+
+pub mod registry;
+pub mod selector;
+pub mod status;
+pub mod validation;
+
+pub use registry::{Registry, ResourceInfo};
+pub use status::{ApiError, Cause, Reason};
+
+/// Generated code of niwa's own gRPC API (proto/niwa/api/v1).
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("niwa.api.v1");
+}

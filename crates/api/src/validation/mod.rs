@@ -1,0 +1,3 @@
+//! Validation rules shared by every kind. Per-kind validation and defaulting build on these.
+pub mod meta;
+pub mod names;

@@ -1,0 +1,23 @@
+//! # niwa-apiserver
+//!
+//! The only door to the cluster state: Kubernetes object semantics over an etcd v3 store
+//! (niwa-store or a real etcd), served to components over niwa's gRPC resource API.
+//!
+//! Where to start reading:
+//! * [`rest`] — the generic registry: create/get/list/update/patch/delete/watch with server-set
+//!   metadata, validation, optimistic concurrency, finalizers and graceful deletion.
+//! * [`storage`] — objects as JSON under `/registry/...`, compare-and-swap on mod revisions.
+//! * [`grpc`] — the `niwa.api.v1.Resources` service; [`server::run`] wires it up.
+//!
+//! Not yet here (issue 3/4 follow-ups): the shared watch cache, per-kind validation and defaulting
+//! beyond metadata, strategic merge patch and server-side apply, Service IP allocation, and the
+//! Kubernetes REST API for kubectl.
+
+pub mod grpc;
+pub mod kinds;
+pub mod object;
+pub mod rest;
+pub mod server;
+pub mod storage;
+
+pub use server::{ApiServerConfig, ServeError, run};

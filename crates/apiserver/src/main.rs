@@ -1,0 +1,64 @@
+//! `niwa-apiserver`: flags, logging, signals; everything else is in the library.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "niwa-apiserver",
+    version,
+    about = "niwa's Kubernetes API server"
+)]
+struct Args {
+    /// Address for the gRPC API.
+    #[arg(long, env = "NIWA_APISERVER_LISTEN", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// etcd v3 endpoints of the store (niwa-store or a real etcd), comma separated.
+    #[arg(
+        long,
+        env = "NIWA_STORE_ENDPOINTS",
+        default_value = "127.0.0.1:2379",
+        value_delimiter = ','
+    )]
+    store_endpoints: Vec<String>,
+    /// Log format: text or json.
+    #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        signal.cancel();
+    });
+    let config = niwa_apiserver::ApiServerConfig {
+        listen: args.listen,
+        store_endpoints: args.store_endpoints,
+    };
+    niwa_apiserver::run(config, shutdown, None).await?;
+    Ok(())
+}

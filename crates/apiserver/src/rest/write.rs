@@ -1,0 +1,285 @@
+//! Create, update and status update.
+
+use niwa_api::validation::meta::validate_meta;
+use niwa_api::{ApiError, Reason, ResourceInfo};
+use serde_json::{Value, json};
+
+use super::{Rest, check_body, resolve};
+use crate::kinds;
+use crate::object::{self, meta_mut};
+use crate::storage::StorageError;
+
+/// Which part of an object an update may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateScope {
+    /// The main resource: status changes are ignored when a status subresource exists.
+    Main,
+    /// The `status` subresource: only status changes are kept.
+    Status,
+}
+
+impl Rest {
+    pub async fn create(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        mut body: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        check_body(info, &mut body)?;
+        let md = meta_mut(&mut body);
+        let body_ns = md
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if info.namespaced {
+            if !body_ns.is_empty() && !namespace.is_empty() && body_ns != namespace {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            let ns = if namespace.is_empty() {
+                body_ns
+            } else {
+                namespace.to_string()
+            };
+            md.insert("namespace".into(), json!(ns));
+        } else {
+            md.remove("namespace");
+        }
+        let name = md
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let generate = md
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty() && !generate.is_empty() {
+            md.insert("name".into(), json!(object::generate_name(&generate)));
+        }
+        // Server-set fields: whatever the client sent is replaced.
+        md.insert("uid".into(), json!(object::new_uid()));
+        md.insert("creationTimestamp".into(), json!(object::now()));
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            md.remove(k);
+        }
+        if kinds::tracks_generation(&body) {
+            meta_mut(&mut body).insert("generation".into(), json!(1));
+        }
+        if let Some(status) = kinds::initial_status(info) {
+            body["status"] = status;
+        }
+        if info.kind == "Namespace" && info.group.is_empty() {
+            body["spec"] = json!({"finalizers": ["kubernetes"]});
+        }
+
+        let name = object::name(&body).to_string();
+        let causes = validate_meta(&body, info.namespaced, kinds::name_rule(info));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(info, &name, causes));
+        }
+        if info.namespaced {
+            self.check_namespace_open(object::namespace(&body)).await?;
+        }
+        let key = Self::key(info, object::namespace(&body), &name)?;
+        if dry_run {
+            if self.storage.get(&key, 0).await?.is_some() {
+                return Err(ApiError::already_exists(info, &name));
+            }
+            return Ok(body);
+        }
+        match self.storage.create(&key, &body).await {
+            Ok(rev) => {
+                object::set_resource_version(&mut body, rev);
+                Ok(body)
+            }
+            Err(StorageError::AlreadyExists) => Err(ApiError::already_exists(info, &name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creating in a namespace needs the namespace to exist and not be terminating.
+    async fn check_namespace_open(&self, namespace: &str) -> Result<(), ApiError> {
+        let namespaces = resolve("", "v1", "namespaces")?;
+        match self
+            .storage
+            .get(&namespaces.store_key("", namespace), 0)
+            .await?
+        {
+            None => Err(ApiError::not_found(namespaces, namespace)),
+            Some(ns) if object::is_deleting(&ns.object) => Err(ApiError::new(
+                Reason::Forbidden,
+                format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub async fn update(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        mut body: Value,
+        scope: UpdateScope,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        check_body(info, &mut body)?;
+        let body_name = object::name(&body);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let body_ns = object::namespace(&body);
+        if info.namespaced && !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let wanted_rv = object::resource_version(&body).map_err(ApiError::bad_request)?;
+        let key = Self::key(info, namespace, name)?;
+        let Some(current) = self.storage.get(&key, 0).await? else {
+            return Err(ApiError::not_found(info, name));
+        };
+        if let Some(rv) = wanted_rv
+            && rv != current.revision
+        {
+            return Err(ApiError::stale(info, name));
+        }
+        let mut updated = merge_update(info, &current.object, body, scope);
+        let causes = validate_meta(&updated, info.namespaced, kinds::name_rule(info));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(info, name, causes));
+        }
+        if dry_run {
+            object::set_resource_version(&mut updated, current.revision);
+            return Ok(updated);
+        }
+        // An object being deleted whose last finalizer was just removed goes away now.
+        if object::is_deleting(&updated) && object::finalizers(&updated).is_empty() {
+            return match self.storage.delete(&key, current.revision).await {
+                Ok(rev) => {
+                    object::set_resource_version(&mut updated, rev);
+                    Ok(updated)
+                }
+                Err(StorageError::Conflict) => Err(ApiError::stale(info, name)),
+                Err(StorageError::NotFound) => Err(ApiError::not_found(info, name)),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match self.storage.update(&key, &updated, current.revision).await {
+            Ok(rev) => {
+                object::set_resource_version(&mut updated, rev);
+                Ok(updated)
+            }
+            Err(StorageError::Conflict) => Err(ApiError::stale(info, name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Builds the object to store from the current one and the client's body: server-set metadata is
+/// kept, status and spec are separated as the scope says, and `generation` follows spec changes.
+fn merge_update(info: &ResourceInfo, current: &Value, body: Value, scope: UpdateScope) -> Value {
+    let separated = kinds::has_status_subresource(info);
+    let mut updated = match scope {
+        UpdateScope::Status => {
+            let mut next = current.clone();
+            next["status"] = body.get("status").cloned().unwrap_or(Value::Null);
+            next
+        }
+        UpdateScope::Main => {
+            let mut next = body;
+            if separated {
+                match current.get("status") {
+                    Some(status) => next["status"] = status.clone(),
+                    None => {
+                        if let Some(obj) = next.as_object_mut() {
+                            obj.remove("status");
+                        }
+                    }
+                }
+            }
+            next
+        }
+    };
+    let old_md = &current["metadata"];
+    let md = meta_mut(&mut updated);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+        "generation",
+    ] {
+        match old_md.get(k) {
+            Some(v) if !v.is_null() => {
+                md.insert(k.into(), v.clone());
+            }
+            _ => {
+                md.remove(k);
+            }
+        }
+    }
+    md.remove("resourceVersion");
+    if kinds::tracks_generation(&updated) {
+        let old_gen = current["metadata"]["generation"].as_i64().unwrap_or(0);
+        let changed = object::spec_part(current) != object::spec_part(&updated);
+        let generation = if changed || old_gen == 0 {
+            old_gen + 1
+        } else {
+            old_gen
+        };
+        meta_mut(&mut updated).insert("generation".into(), json!(generation));
+    }
+    if updated.get("status").is_some_and(Value::is_null)
+        && let Some(obj) = updated.as_object_mut()
+    {
+        obj.remove("status");
+    }
+    updated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use niwa_api::Registry;
+
+    #[test]
+    fn main_updates_keep_status_and_bump_generation_on_spec_change() {
+        let Some(deploy) = Registry.resolve("deployments") else {
+            panic!("deployments missing from the registry");
+        };
+        let current = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1,
+            "creationTimestamp": "t"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let body = json!({"metadata": {"name": "d", "uid": "forged", "labels": {"a": "b"}},
+            "spec": {"replicas": 3}, "status": {"replicas": 99}});
+        let next = merge_update(deploy, &current, body, UpdateScope::Main);
+        assert_eq!(next["metadata"]["uid"], "u1");
+        assert_eq!(next["metadata"]["generation"], 2);
+        assert_eq!(next["status"]["replicas"], 1);
+        assert_eq!(next["metadata"]["labels"]["a"], "b");
+        let same_spec =
+            json!({"metadata": {"name": "d", "labels": {"x": "y"}}, "spec": {"replicas": 1}});
+        let next = merge_update(deploy, &current, same_spec, UpdateScope::Main);
+        assert_eq!(next["metadata"]["generation"], 1);
+        let status = json!({"spec": {"replicas": 7}, "status": {"replicas": 2}});
+        let next = merge_update(deploy, &current, status, UpdateScope::Status);
+        assert_eq!(next["spec"]["replicas"], 1);
+        assert_eq!(next["status"]["replicas"], 2);
+    }
+}

@@ -1,0 +1,26 @@
+//! # niwa-store
+//!
+//! An etcd-v3-API-compatible MVCC key-value store: the embedded default store of niwa, and a
+//! drop-in for a single etcd member (`etcdctl` and the `etcd-client` crate work against it).
+//!
+//! Where to start reading:
+//! * [`mvcc`] — the IO-free core: revisions, key history, range/txn/compaction semantics.
+//! * [`engine`] — the single writer thread that group-commits to the [`wal`] and publishes to watchers.
+//! * [`watch`] — the bounded fan-out hub and the per-stream watch state machine.
+//! * [`grpc`] — thin tonic shells implementing etcd's KV, Watch, Lease, Maintenance and Cluster.
+//! * [`server::run`] — wiring and the one shutdown path; `main.rs` only parses flags.
+
+pub mod engine;
+pub mod error;
+pub mod grpc;
+pub mod header;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+pub mod mvcc;
+pub mod server;
+pub mod state;
+pub mod wal;
+pub mod watch;
+
+pub use server::{ServeError, StoreConfig, run};

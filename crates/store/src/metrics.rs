@@ -1,0 +1,89 @@
+//! Prometheus metrics of the store, named after etcd's where one exists.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+fn request_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<Labels, Histogram, fn() -> Histogram>,
+    pub watch_streams: Gauge,
+    pub revision: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub db_bytes: Gauge<u64, AtomicU64>,
+    pub keys: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(request_histogram);
+        registry.register(
+            "etcd_grpc_request_duration_seconds",
+            "Latency of handled gRPC requests by method",
+            requests.clone(),
+        );
+        let watch_streams = Gauge::default();
+        registry.register(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Open watch streams",
+            watch_streams.clone(),
+        );
+        let revision = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        registry.register(
+            "etcd_debugging_mvcc_current_revision",
+            "Committed revision of the store",
+            revision.clone(),
+        );
+        let db_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Bytes of snapshot and WAL on disk",
+            db_bytes.clone(),
+        );
+        let keys = Gauge::default();
+        registry.register("etcd_debugging_mvcc_keys_total", "Live keys", keys.clone());
+        Metrics {
+            registry: Arc::new(registry),
+            requests,
+            watch_streams,
+            revision,
+            db_bytes,
+            keys,
+        }
+    }
+
+    pub fn observe(&self, method: &'static str, started: Instant) {
+        self.requests
+            .get_or_create(&vec![("grpc_method", method)])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

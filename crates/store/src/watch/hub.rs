@@ -1,0 +1,115 @@
+//! Fan-out of committed changes to watch streams, never blocking the writer.
+//!
+//! Each stream registers once and gets a bounded queue of committed batches. Publishing is a
+//! `try_send` of an `Arc`: when a stream's queue is full the batch is dropped for that stream and the
+//! stream is flagged as lagging; the stream then catches up from the MVCC history (which holds every
+//! change until compaction) at its own pace. A slow watcher therefore costs at most its queue bound
+//! and never delays writers or other watchers (etcd's synced/unsynced watcher groups).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{Notify, mpsc};
+
+use crate::mvcc::{Change, KeyRange};
+
+/// Batches queued per stream before it is switched to catching up from history.
+pub const STREAM_QUEUE: usize = 256;
+
+/// The changes of one group commit, in revision order.
+#[derive(Debug)]
+pub struct CommittedBatch {
+    /// The highest main revision in the batch (== the committed revision after it).
+    pub revision: i64,
+    pub changes: Vec<Change>,
+}
+
+struct Slot {
+    tx: mpsc::Sender<Arc<CommittedBatch>>,
+    lagging: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    interest: Arc<RwLock<Vec<KeyRange>>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    slots: Mutex<HashMap<u64, Slot>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("streams", &self.slots.lock().len())
+            .finish()
+    }
+}
+
+/// A stream's end of the hub; unregisters on drop.
+pub struct Subscription {
+    hub: Arc<Hub>,
+    id: u64,
+    pub rx: mpsc::Receiver<Arc<CommittedBatch>>,
+    pub lagging: Arc<AtomicBool>,
+    pub wake: Arc<Notify>,
+    /// The key ranges the stream watches; batches touching none of them are not queued.
+    pub interest: Arc<RwLock<Vec<KeyRange>>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.slots.lock().remove(&self.id);
+    }
+}
+
+impl Hub {
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let lagging = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Notify::new());
+        let interest = Arc::new(RwLock::new(Vec::new()));
+        self.slots.lock().insert(
+            id,
+            Slot {
+                tx,
+                lagging: lagging.clone(),
+                wake: wake.clone(),
+                interest: interest.clone(),
+            },
+        );
+        Subscription {
+            hub: self.clone(),
+            id,
+            rx,
+            lagging,
+            wake,
+            interest,
+        }
+    }
+
+    pub fn stream_count(&self) -> usize {
+        self.slots.lock().len()
+    }
+
+    /// Hands a committed batch to every interested stream. Never blocks.
+    pub fn publish(&self, batch: Arc<CommittedBatch>) {
+        let slots = self.slots.lock();
+        for slot in slots.values() {
+            let interested = slot
+                .interest
+                .read()
+                .iter()
+                .any(|range| batch.changes.iter().any(|c| range.contains(&c.key)));
+            if !interested {
+                continue;
+            }
+            if slot.tx.try_send(batch.clone()).is_err() {
+                slot.lagging.store(true, Ordering::Release);
+                slot.wake.notify_one();
+            }
+        }
+    }
+}

@@ -11,7 +11,6 @@ use niwa_api::proto::{
 use niwa_api::{ApiError, Reason, ResourceInfo};
 use serde_json::Value;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -47,6 +46,12 @@ fn reply(obj: Result<Value, ApiError>) -> Result<Response<ObjectResponse>, Statu
     let obj = obj.map_err(|e| e.to_grpc())?;
     let object =
         serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()).to_grpc())?;
+    Ok(Response::new(ObjectResponse { object }))
+}
+
+/// Like [`reply`], for a body that is already encoded (lists).
+fn reply_encoded(obj: Result<Vec<u8>, ApiError>) -> Result<Response<ObjectResponse>, Status> {
+    let object = obj.map_err(|e| e.to_grpc())?;
     Ok(Response::new(ObjectResponse { object }))
 }
 
@@ -113,7 +118,7 @@ impl Resources for ResourcesService {
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ObjectResponse>, Status> {
         let req = req.into_inner();
-        reply(
+        reply_encoded(
             async {
                 let (info, r) = resolve(&req.r#ref)?;
                 let opts = ListOptions {
@@ -126,7 +131,8 @@ impl Resources for ResourcesService {
                 };
                 self.rest.list(info, &r.namespace, &opts).await
             }
-            .await,
+            .await
+            .map(|list| list.to_json()),
         )
     }
 
@@ -210,10 +216,10 @@ impl Resources for ResourcesService {
             .watch(info, &r.namespace, opts, self.shutdown.clone())
             .await
             .map_err(|e| e.to_grpc())?;
-        let stream = ReceiverStream::new(rx).map(|ev| {
+        let stream = rx.map(|ev| {
             Ok(PbWatchEvent {
                 r#type: ev.kind.to_string(),
-                object: serde_json::to_vec(&ev.object).unwrap_or_default(),
+                object: ev.object.to_vec(),
             })
         });
         Ok(Response::new(Box::pin(stream)))

@@ -13,6 +13,7 @@
 //! beyond metadata, strategic merge patch and server-side apply, Service IP allocation, and the
 //! Kubernetes REST API for kubectl.
 
+pub mod cache;
 pub mod grpc;
 pub mod kinds;
 pub mod object;

@@ -1,12 +1,14 @@
 //! Wiring: connect to the store, bootstrap system namespaces, serve gRPC, one shutdown path.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{CacheConfig, Caches};
 use crate::grpc::ResourcesService;
 use crate::rest::Rest;
 use crate::storage::Storage;
@@ -63,7 +65,12 @@ pub async fn run(
             let storage = Storage::connect(&config.store_endpoints)
                 .await
                 .map_err(|e| e.to_string())?;
-            let rest = Rest::new(storage);
+            let caches = Arc::new(Caches::new(
+                storage.clone(),
+                CacheConfig::default(),
+                shutdown.clone(),
+            ));
+            let rest = Rest::new(storage, caches);
             rest.bootstrap().await.map_err(|e| e.to_string())?;
             Ok::<Rest, String>(rest)
         };

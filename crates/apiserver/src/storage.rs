@@ -101,9 +101,10 @@ impl Storage {
 
     /// The store's current revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
+        // One key that never exists: the header carries the revision, and no range is counted.
         let resp = self
             .kv()
-            .get("/registry/", Some(GetOptions::new().with_count_only()))
+            .get("/registry/\0", Some(GetOptions::new().with_count_only()))
             .await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }

@@ -22,8 +22,9 @@ pub struct FieldSelector {
 /// Fields every kind supports.
 const COMMON: &[&str] = &["metadata.name", "metadata.namespace"];
 
-/// The extra fields Kubernetes supports per kind (pkg/registry/*/strategy.go `*ToSelectableFields`).
-fn kind_fields(kind: &str) -> &'static [&'static str] {
+/// The extra fields Kubernetes supports per kind (pkg/registry/*/strategy.go `*ToSelectableFields`),
+/// beyond `metadata.name` and `metadata.namespace`.
+pub fn kind_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &[
             "spec.nodeName",
@@ -90,10 +91,15 @@ impl FieldSelector {
     /// Whether `object` (the JSON wire form) satisfies every requirement. Missing fields compare as
     /// the empty string, so `spec.nodeName=` selects unscheduled pods.
     pub fn matches(&self, object: &Value) -> bool {
-        self.requirements.iter().all(|r| {
-            let have = field_value(object, &r.field);
-            (have == r.value) == r.equal
-        })
+        self.matches_with(|field| field_value(object, field))
+    }
+
+    /// Like [`FieldSelector::matches`], with field values from `value_of` (e.g. precomputed by a
+    /// cache that keeps objects encoded).
+    pub fn matches_with(&self, value_of: impl Fn(&str) -> String) -> bool {
+        self.requirements
+            .iter()
+            .all(|r| (value_of(&r.field) == r.value) == r.equal)
     }
 
     /// The value an equality requirement pins `field` to, if any (lets callers narrow a store

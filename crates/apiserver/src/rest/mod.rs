@@ -14,15 +14,18 @@ mod subresources;
 mod watch;
 mod write;
 
+use std::sync::Arc;
+
 use niwa_api::{ApiError, Reason, Registry, ResourceInfo};
 use serde_json::Value;
 
+use crate::cache::Caches;
 use crate::storage::{Storage, StorageError};
 
 pub use delete::DeleteOptions;
 pub use patch::{JSON_PATCH, MERGE_PATCH};
-pub use read::ListOptions;
-pub use watch::{WatchEvent, WatchOptions};
+pub use read::{Filter, ListOptions, ObjectList};
+pub use watch::{EventStream, WatchEvent, WatchOptions};
 pub use write::UpdateScope;
 
 /// The namespaces every cluster has from the start.
@@ -32,6 +35,7 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 #[derive(Debug, Clone)]
 pub struct Rest {
     storage: Storage,
+    caches: Arc<Caches>,
 }
 
 impl From<StorageError> for ApiError {
@@ -66,8 +70,8 @@ pub fn resolve(
 }
 
 impl Rest {
-    pub fn new(storage: Storage) -> Rest {
-        Rest { storage }
+    pub fn new(storage: Storage, caches: Arc<Caches>) -> Rest {
+        Rest { storage, caches }
     }
 
     pub fn storage(&self) -> &Storage {

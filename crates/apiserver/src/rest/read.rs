@@ -1,7 +1,10 @@
 //! Get and List: selectors, limit/continue, and resourceVersion semantics.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
 use niwa_api::selector::{FieldSelector, LabelSelector};
 use niwa_api::{ApiError, ResourceInfo};
 use serde_json::{Value, json};
@@ -45,6 +48,61 @@ impl Filter {
         self.labels.matches(&object::labels(obj)) && self.fields.matches(obj)
     }
 }
+
+/// A list result with its items kept encoded, so that a list served from the watch cache is
+/// written out without decoding or re-encoding any object.
+#[derive(Debug, Clone)]
+pub struct ObjectList {
+    pub api_version: String,
+    pub kind: String,
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining_item_count: Option<i64>,
+    pub items: Vec<Bytes>,
+}
+
+impl ObjectList {
+    /// The `<Kind>List` JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut metadata = json!({"resourceVersion": self.resource_version.to_string()});
+        if let Some(c) = &self.continue_token {
+            metadata["continue"] = json!(c);
+        }
+        if let Some(n) = self.remaining_item_count {
+            metadata["remainingItemCount"] = json!(n);
+        }
+        let head = json!({"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata});
+        let mut out = serde_json::to_vec(&head).unwrap_or_default();
+        out.pop(); // the closing brace: items follow
+        let size: usize = self.items.iter().map(|i| i.len() + 1).sum();
+        out.reserve(size + 16);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(item);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    /// The decoded `<Kind>List`.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.to_json()).unwrap_or(Value::Null)
+    }
+
+    /// The decoded items.
+    pub fn values(&self) -> Vec<Value> {
+        self.items
+            .iter()
+            .filter_map(|i| serde_json::from_slice(i).ok())
+            .collect()
+    }
+}
+
+/// How long a consistent list waits for the watch cache to catch up before reading the store.
+const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Store pages read per round while filtering a limited list.
 const LIST_PAGE: i64 = 500;
@@ -90,13 +148,63 @@ impl Rest {
     }
 
     /// Lists objects of `info` in `namespace` (all namespaces when empty) as a `<Kind>List`.
+    ///
+    /// Served from the watch cache unless the request needs the store: an exact revision, a
+    /// continue token, or a limit with a resourceVersion other than "0" (a paginated consistent
+    /// snapshot). A cache-served list without a resourceVersion is consistent: it waits until the
+    /// cache has seen the store's current revision.
     pub async fn list(
         &self,
         info: &'static ResourceInfo,
         namespace: &str,
         opts: &ListOptions,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<ObjectList, ApiError> {
         let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+        let rv = object::parse_resource_version(&opts.resource_version)
+            .map_err(ApiError::bad_request)?;
+        let from_cache = opts.continue_token.is_empty()
+            && opts.resource_version_match != "Exact"
+            && (opts.limit <= 0 || rv == Some(0));
+        if from_cache {
+            let cache = self.caches.get(info).await?;
+            let needed = match rv {
+                None => Some(self.storage.current_revision().await?),
+                Some(0) => None,
+                Some(n) => Some(n),
+            };
+            if needed.is_none_or(|n| cache.revision() >= n)
+                || cache.wait_for(needed.unwrap_or(0), FRESHNESS_TIMEOUT).await
+            {
+                let ns = if namespace.is_empty() {
+                    filter.fields.exact("metadata.namespace")
+                } else {
+                    Some(namespace)
+                };
+                let (items, revision) = cache.list(ns, &filter);
+                return Ok(ObjectList {
+                    api_version: info.api_version(),
+                    kind: info.list_kind(),
+                    resource_version: revision,
+                    continue_token: None,
+                    remaining_item_count: None,
+                    items,
+                });
+            }
+            tracing::debug!(
+                resource = info.plural,
+                "watch cache behind; listing from the store"
+            );
+        }
+        self.list_store(info, namespace, opts, filter).await
+    }
+
+    async fn list_store(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        opts: &ListOptions,
+        filter: Filter,
+    ) -> Result<ObjectList, ApiError> {
         let ns = if namespace.is_empty() {
             filter
                 .fields
@@ -161,7 +269,7 @@ impl Rest {
                 let mut obj = stored.object;
                 if filter.matches(&obj) {
                     object::set_resource_version(&mut obj, stored.revision);
-                    items.push(obj);
+                    items.push(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()));
                 }
             }
             if next_key.is_some() || !more || fetched == 0 {
@@ -177,18 +285,17 @@ impl Rest {
             }
         }
 
-        let mut metadata = json!({"resourceVersion": revision.to_string()});
-        if let Some(next) = next_key {
-            metadata["continue"] = json!(encode_continue(revision, &next));
-            if filter.is_everything() && remaining > 0 {
-                metadata["remainingItemCount"] = json!(remaining);
-            }
-        }
-        Ok(json!({
-            "apiVersion": info.api_version(),
-            "kind": info.list_kind(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        let continue_token = next_key.map(|next| encode_continue(revision, &next));
+        let remaining_item_count =
+            (continue_token.is_some() && filter.is_everything() && remaining > 0)
+                .then_some(remaining);
+        Ok(ObjectList {
+            api_version: info.api_version(),
+            kind: info.list_kind(),
+            resource_version: revision,
+            continue_token,
+            remaining_item_count,
+            items,
+        })
     }
 }

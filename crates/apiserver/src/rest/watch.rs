@@ -1,17 +1,26 @@
-//! Watch: initial events for "from now" watches, store events translated into ADDED / MODIFIED /
-//! DELETED as seen through the watcher's selectors, bookmarks, and 410 Expired for compacted
-//! resourceVersions. (Served straight from a store watch; the shared watch cache replaces this.)
+//! Watch: initial events for "from now" watches, changes as ADDED / MODIFIED / DELETED as seen
+//! through the watcher's selectors, bookmarks, and 410 Expired for compacted resourceVersions.
+//!
+//! Watches are served by the resource's watch cache when it can (from now, or from a
+//! resourceVersion inside its history window); older resourceVersions get a watch of their own on
+//! the store, which replays the store's history or answers 410 when it is compacted.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use etcd_client::EventType;
+use futures::Stream;
 use niwa_api::{ApiError, ResourceInfo};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Rest;
 use super::read::Filter;
+use crate::cache::{self, Start};
 use crate::object;
 
 /// What a watcher asked for.
@@ -23,12 +32,30 @@ pub struct WatchOptions {
     pub allow_bookmarks: bool,
 }
 
-/// One event of a watch stream (`watch.Event`).
+/// One event of a watch stream (`watch.Event`): its type and the object's JSON, encoded once and
+/// shared by every watcher that receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchEvent {
     pub kind: &'static str,
-    pub object: Value,
+    pub object: Bytes,
 }
+
+impl WatchEvent {
+    pub fn new(kind: &'static str, object: &Value) -> WatchEvent {
+        WatchEvent {
+            kind,
+            object: Bytes::from(serde_json::to_vec(object).unwrap_or_default()),
+        }
+    }
+
+    /// An ERROR event carrying `err` as a Kubernetes Status.
+    pub fn error(err: &ApiError) -> WatchEvent {
+        WatchEvent::new("ERROR", &err.to_status())
+    }
+}
+
+/// A stream of watch events; it ends when the watch ends.
+pub type EventStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
 /// Events buffered per watcher; a watcher that does not read blocks only its own store stream.
 const WATCH_BUFFER: usize = 256;
@@ -36,8 +63,47 @@ const WATCH_BUFFER: usize = 256;
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 
 impl Rest {
-    /// Starts a watch; events arrive on the returned channel until it closes or `shutdown` fires.
+    /// Starts a watch; its events arrive on the returned stream until it ends or `shutdown` fires.
     pub async fn watch(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        opts: WatchOptions,
+        shutdown: CancellationToken,
+    ) -> Result<EventStream, ApiError> {
+        let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
+        let ns = if namespace.is_empty() {
+            filter
+                .fields
+                .exact("metadata.namespace")
+                .map(str::to_string)
+        } else {
+            Some(namespace.to_string())
+        };
+        let requested = object::parse_resource_version(&opts.resource_version)
+            .map_err(ApiError::bad_request)?
+            .unwrap_or(0);
+        let cache = self.caches.get(info).await?;
+        match cache
+            .register(requested, ns, Arc::new(filter), opts.allow_bookmarks)
+            .await
+        {
+            Start::Registered(reg) => {
+                let events = cache::into_stream(reg);
+                Ok(Box::pin(futures::StreamExt::take_until(
+                    events,
+                    shutdown.cancelled_owned(),
+                )))
+            }
+            Start::TooOld | Start::TooNew => {
+                let rx = self.watch_store(info, namespace, opts, shutdown).await?;
+                Ok(Box::pin(ReceiverStream::new(rx)))
+            }
+        }
+    }
+
+    /// A watch straight on the store, for resourceVersions outside the cache's window.
+    async fn watch_store(
         &self,
         info: &'static ResourceInfo,
         namespace: &str,
@@ -67,10 +133,7 @@ impl Rest {
                 let mut obj = stored.object;
                 if filter.matches(&obj) {
                     object::set_resource_version(&mut obj, stored.revision);
-                    initial.push(WatchEvent {
-                        kind: "ADDED",
-                        object: obj,
-                    });
+                    initial.push(WatchEvent::new("ADDED", &obj));
                 }
             }
             page.revision
@@ -105,13 +168,8 @@ impl Rest {
                     Ok(Some(resp)) => resp,
                     Ok(None) => break,
                     Err(err) => {
-                        let status = ApiError::internal(format!("watch failed: {err}")).to_status();
-                        let _ = tx
-                            .send(WatchEvent {
-                                kind: "ERROR",
-                                object: status,
-                            })
-                            .await;
+                        let err = ApiError::internal(format!("watch failed: {err}"));
+                        let _ = tx.send(WatchEvent::error(&err)).await;
                         break;
                     }
                 };
@@ -122,12 +180,7 @@ impl Rest {
                     } else {
                         ApiError::internal("the store canceled the watch")
                     };
-                    let _ = tx
-                        .send(WatchEvent {
-                            kind: "ERROR",
-                            object: err.to_status(),
-                        })
-                        .await;
+                    let _ = tx.send(WatchEvent::error(&err)).await;
                     break;
                 }
                 if resp.events().is_empty() {
@@ -138,10 +191,7 @@ impl Rest {
                             "metadata": {"resourceVersion": rev.to_string()}
                         });
                         if tx
-                            .send(WatchEvent {
-                                kind: "BOOKMARK",
-                                object: bookmark,
-                            })
+                            .send(WatchEvent::new("BOOKMARK", &bookmark))
                             .await
                             .is_err()
                         {
@@ -184,7 +234,7 @@ fn translate(event: &etcd_client::Event, filter: &Filter) -> Option<WatchEvent> 
                 (true, false) => "DELETED",
                 (false, false) => return None,
             };
-            Some(WatchEvent { kind, object: obj })
+            Some(WatchEvent::new(kind, &obj))
         }
         EventType::Delete => {
             let mut obj = prev?;
@@ -192,10 +242,7 @@ fn translate(event: &etcd_client::Event, filter: &Filter) -> Option<WatchEvent> 
                 return None;
             }
             object::set_resource_version(&mut obj, kv.mod_revision());
-            Some(WatchEvent {
-                kind: "DELETED",
-                object: obj,
-            })
+            Some(WatchEvent::new("DELETED", &obj))
         }
     }
 }

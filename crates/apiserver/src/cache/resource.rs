@@ -1,0 +1,447 @@
+//! The watch cache of one resource: every object of the resource in memory, kept current by one
+//! store watch, with a window of recent events so that watchers can start from a recent
+//! resourceVersion without touching the store.
+//!
+//! The feeder task ([`WatchCache::feed`]) lists the resource at a revision, then watches from the
+//! next one. Every store event updates the objects, is appended to the history window, and is
+//! offered to every registered watcher with `try_send`: a watcher whose buffer is full is dropped
+//! (it gets a 410 and re-lists) rather than slowing the feeder or anyone else.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use etcd_client::EventType;
+use niwa_api::ResourceInfo;
+use parking_lot::RwLock;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::object::CachedObject;
+use crate::rest::{Filter, WatchEvent};
+use crate::storage::Storage;
+
+/// Tunables of every resource's cache.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Events kept for watchers that resume from a recent resourceVersion.
+    pub history: usize,
+    /// Events buffered per watcher; a watcher that falls further behind is ended.
+    pub watcher_buffer: usize,
+    /// How often a watcher that allows bookmarks gets one.
+    pub bookmark_interval: Duration,
+    /// How often the feeder asks the store for a progress notification when idle.
+    pub progress_interval: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            history: 10_000,
+            watcher_buffer: 1_000,
+            bookmark_interval: Duration::from_secs(30),
+            progress_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One change, as kept in the history window.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub revision: i64,
+    /// The object after the change; for a deletion, its last state at the deletion revision.
+    pub object: Arc<CachedObject>,
+    pub prev: Option<Arc<CachedObject>>,
+    pub deleted: bool,
+}
+
+impl Change {
+    /// The event `filter` sees (an object entering the selection is ADDED, leaving it DELETED).
+    pub fn event_for(&self, filter: &Filter, namespace: Option<&str>) -> Option<WatchEvent> {
+        if namespace.is_some_and(|ns| ns != self.object.namespace) {
+            return None;
+        }
+        let was = self.prev.as_ref().is_some_and(|p| p.matches(filter));
+        let is = !self.deleted && self.object.matches(filter);
+        let kind = match (was, is) {
+            (true, true) => "MODIFIED",
+            (false, true) => "ADDED",
+            (true, false) => "DELETED",
+            (false, false) => return None,
+        };
+        Some(WatchEvent {
+            kind,
+            object: self.object.json.clone(),
+        })
+    }
+}
+
+/// A registered watcher, as the feeder sees it.
+struct Slot {
+    filter: Arc<Filter>,
+    namespace: Option<String>,
+    tx: mpsc::Sender<WatchEvent>,
+    overflowed: Arc<AtomicBool>,
+    bookmarks: bool,
+    last_bookmark: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Every event up to this revision has been applied.
+    revision: i64,
+    history: VecDeque<Change>,
+    /// Every change with a revision above this one is in `history`.
+    window_start: i64,
+    watchers: HashMap<u64, Slot>,
+}
+
+/// What a new watcher gets: the events it missed, and the channel of the ones to come.
+pub struct Registration {
+    pub initial: Vec<WatchEvent>,
+    pub live: mpsc::Receiver<WatchEvent>,
+    pub overflowed: Arc<AtomicBool>,
+    pub revision: i64,
+    id: u64,
+    cache: Arc<WatchCache>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.cache.state.write().watchers.remove(&self.id);
+    }
+}
+
+pub struct WatchCache {
+    pub info: &'static ResourceInfo,
+    config: CacheConfig,
+    state: RwLock<State>,
+    revision_tx: watch::Sender<i64>,
+    progress: Notify,
+    next_id: AtomicU64,
+}
+
+/// Where a watch from a given resourceVersion can be served.
+pub enum Start {
+    Registered(Registration),
+    /// Older than the history window: the caller watches the store directly.
+    TooOld,
+    /// Newer than the cache after waiting: the caller watches the store directly.
+    TooNew,
+}
+
+impl WatchCache {
+    pub fn new(info: &'static ResourceInfo, config: CacheConfig) -> Arc<WatchCache> {
+        Arc::new(WatchCache {
+            info,
+            config,
+            state: RwLock::new(State::default()),
+            revision_tx: watch::channel(0).0,
+            progress: Notify::new(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.state.read().revision
+    }
+
+    /// Waits until the cache has applied every event up to `revision`; false after `timeout`.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut rx = self.revision_tx.subscribe();
+        if *rx.borrow() >= revision {
+            return true;
+        }
+        // Ask the store to tell us how far the watch is, instead of waiting for the next write.
+        self.progress.notify_one();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// The encoded objects in `namespace` (all when `None`) that `filter` selects, and the
+    /// revision they are current at.
+    pub fn list(&self, namespace: Option<&str>, filter: &Filter) -> (Vec<Bytes>, i64) {
+        let state = self.state.read();
+        let prefix = self.info.store_namespace_prefix(namespace);
+        let items = state
+            .objects
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, o)| o.matches(filter))
+            .map(|(_, o)| o.json.clone())
+            .collect();
+        (items, state.revision)
+    }
+
+    /// Registers a watcher from `from` (0: the current state as ADDED events first).
+    pub async fn register(
+        self: &Arc<Self>,
+        from: i64,
+        namespace: Option<String>,
+        filter: Arc<Filter>,
+        bookmarks: bool,
+    ) -> Start {
+        if from > self.revision() && !self.wait_for(from, Duration::from_secs(3)).await {
+            return Start::TooNew;
+        }
+        let mut state = self.state.write();
+        if from != 0 && from < state.window_start {
+            return Start::TooOld;
+        }
+        let initial = if from == 0 {
+            let prefix = self.info.store_namespace_prefix(namespace.as_deref());
+            state
+                .objects
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, o)| o.matches(&filter))
+                .map(|(_, o)| WatchEvent {
+                    kind: "ADDED",
+                    object: o.json.clone(),
+                })
+                .collect()
+        } else {
+            state
+                .history
+                .iter()
+                .filter(|c| c.revision > from)
+                .filter_map(|c| c.event_for(&filter, namespace.as_deref()))
+                .collect()
+        };
+        let (tx, live) = mpsc::channel(self.config.watcher_buffer);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        state.watchers.insert(
+            id,
+            Slot {
+                filter,
+                namespace,
+                tx,
+                overflowed: overflowed.clone(),
+                bookmarks,
+                last_bookmark: Instant::now(),
+            },
+        );
+        Start::Registered(Registration {
+            initial,
+            live,
+            overflowed,
+            revision: state.revision,
+            id,
+            cache: self.clone(),
+        })
+    }
+
+    /// Keeps the cache current until `shutdown`: list, watch, and on any watch failure re-list.
+    pub async fn feed(self: Arc<Self>, storage: Storage, shutdown: CancellationToken) {
+        loop {
+            if let Err(err) = self.feed_once(&storage, &shutdown).await {
+                tracing::warn!(resource = self.info.plural, %err, "watch cache feed failed; re-listing");
+            }
+            // Watchers cannot be told which events they missed across a re-list: end them all
+            // (they re-list, as with a 410).
+            self.end_watchers();
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn feed_once(
+        &self,
+        storage: &Storage,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let prefix = self.info.store_prefix();
+        let mut objects = BTreeMap::new();
+        let mut start: Option<String> = None;
+        let mut revision = 0;
+        loop {
+            let page = storage
+                .list(&prefix, start.as_deref(), 10_000, revision)
+                .await
+                .map_err(|e| e.to_string())?;
+            revision = page.revision;
+            let last = page.items.last().map(|s| format!("{}\0", s.key));
+            for s in page.items {
+                let obj = CachedObject::new(self.info, s.key.clone(), s.object, s.revision);
+                objects.insert(s.key, Arc::new(obj));
+            }
+            if page.remaining == 0 || last.is_none() {
+                break;
+            }
+            start = last;
+        }
+        {
+            let mut state = self.state.write();
+            state.objects = objects;
+            state.revision = revision;
+            state.history.clear();
+            state.window_start = revision;
+        }
+        self.revision_tx.send_replace(revision);
+        tracing::debug!(resource = self.info.plural, revision, "watch cache listed");
+
+        let (mut watcher, mut stream) = storage
+            .watch(&prefix, revision + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut progress = tokio::time::interval(self.config.progress_interval);
+        progress.tick().await;
+        loop {
+            let msg = tokio::select! {
+                msg = stream.message() => msg,
+                _ = progress.tick() => {
+                    watcher.request_progress().await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+                _ = self.progress.notified() => {
+                    watcher.request_progress().await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            let resp = match msg {
+                Ok(Some(resp)) => resp,
+                Ok(None) => return Err("the store ended the watch".into()),
+                Err(e) => return Err(e.to_string()),
+            };
+            if resp.canceled() {
+                return Err(format!(
+                    "the store canceled the watch (compacted at {})",
+                    resp.compact_revision()
+                ));
+            }
+            if resp.events().is_empty() {
+                if !resp.created() {
+                    let rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+                    self.advance(rev);
+                }
+                continue;
+            }
+            for event in resp.events() {
+                self.apply(event);
+            }
+            let rev = self.revision();
+            self.revision_tx.send_replace(rev);
+        }
+    }
+
+    /// Applies one store event: objects, history, and every watcher.
+    fn apply(&self, event: &etcd_client::Event) {
+        let Some(kv) = event.kv() else { return };
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let revision = kv.mod_revision();
+        let mut state = self.state.write();
+        let prev = state.objects.get(&key).cloned();
+        let change = match event.event_type() {
+            EventType::Put => {
+                let Ok(value) = serde_json::from_slice(kv.value()) else {
+                    tracing::warn!(%key, "skipping a stored object that is not JSON");
+                    return;
+                };
+                let object = Arc::new(CachedObject::new(self.info, key.clone(), value, revision));
+                state.objects.insert(key, object.clone());
+                Change {
+                    revision,
+                    object,
+                    prev,
+                    deleted: false,
+                }
+            }
+            EventType::Delete => {
+                state.objects.remove(&key);
+                let Some(prev) = prev else { return };
+                Change {
+                    revision,
+                    object: Arc::new(prev.at_revision(self.info, revision)),
+                    prev: Some(prev),
+                    deleted: true,
+                }
+            }
+        };
+        state.revision = state.revision.max(revision);
+        let mut gone = Vec::new();
+        for (id, slot) in &state.watchers {
+            let Some(ev) = change.event_for(&slot.filter, slot.namespace.as_deref()) else {
+                continue;
+            };
+            if !offer(slot, ev) {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            state.watchers.remove(&id);
+        }
+        state.history.push_back(change);
+        while state.history.len() > self.config.history {
+            if let Some(old) = state.history.pop_front() {
+                state.window_start = old.revision;
+            }
+        }
+    }
+
+    /// A progress notification: nothing happened up to `revision`. Due bookmarks go out.
+    fn advance(&self, revision: i64) {
+        let mut state = self.state.write();
+        if revision > state.revision {
+            state.revision = revision;
+        }
+        let now = Instant::now();
+        let rv = state.revision;
+        let interval = self.config.bookmark_interval;
+        let mut gone = Vec::new();
+        for (id, slot) in state.watchers.iter_mut() {
+            if !slot.bookmarks || now.duration_since(slot.last_bookmark) < interval {
+                continue;
+            }
+            slot.last_bookmark = now;
+            if !offer(slot, self.bookmark(rv)) {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            state.watchers.remove(&id);
+        }
+        drop(state);
+        self.revision_tx.send_replace(rv);
+    }
+
+    pub fn bookmark(&self, revision: i64) -> WatchEvent {
+        let object = json!({
+            "apiVersion": self.info.api_version(),
+            "kind": self.info.kind,
+            "metadata": {"resourceVersion": revision.to_string()}
+        });
+        WatchEvent {
+            kind: "BOOKMARK",
+            object: Bytes::from(object.to_string()),
+        }
+    }
+
+    fn end_watchers(&self) {
+        let mut state = self.state.write();
+        for slot in state.watchers.values() {
+            slot.overflowed.store(true, Ordering::Relaxed);
+        }
+        state.watchers.clear();
+    }
+}
+
+/// Offers an event without waiting; false when the watcher is gone or too slow (and so ended).
+fn offer(slot: &Slot, ev: WatchEvent) -> bool {
+    match slot.tx.try_send(ev) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            slot.overflowed.store(true, Ordering::Relaxed);
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}

@@ -3,5 +3,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = "../../proto/niwa/api/v1/resources.proto";
     println!("cargo:rerun-if-changed={proto}");
     tonic_prost_build::configure().compile_protos(&[proto], &["../../proto"])?;
+    // The kubelet API (owned by niwa-kubelet), compiled here so the apiserver can proxy to it.
+    let kubelet = "../../proto/niwa/kubelet/v1/kubelet.proto";
+    println!("cargo:rerun-if-changed={kubelet}");
+    tonic_prost_build::configure().compile_protos(&[kubelet], &["../../proto"])?;
     Ok(())
 }

@@ -10,7 +10,8 @@
 //!   and matches them.
 //! * [`status`] — Kubernetes `Status` errors (reason, code, field causes) and their gRPC form.
 //! * [`validation`] — Kubernetes' name and label syntax rules.
-//! * [`proto`] — the generic gRPC resource API (proto/niwa/api/v1/resources.proto).
+//! * [`proto`] — the generic gRPC resource API (proto/niwa/api/v1/resources.proto), and
+//!   [`proto::kubelet`], the kubelet API (proto/niwa/kubelet/v1/kubelet.proto).
 
 pub use k8s_openapi as k8s;
 
@@ -26,4 +27,11 @@ pub use status::{ApiError, Cause, Reason};
 pub mod proto {
     #![allow(clippy::all, missing_docs)]
     tonic::include_proto!("niwa.api.v1");
+
+    /// The kubelet API (proto/niwa/kubelet/v1): logs and exec, proxied by the apiserver to the
+    /// node that runs a pod. Owned by niwa-kubelet.
+    pub mod kubelet {
+        #![allow(clippy::all, missing_docs)]
+        tonic::include_proto!("niwa.kubelet.v1");
+    }
 }

@@ -1,0 +1,6 @@
+//! Every controller of the controller-manager, one directory each (decision core + shell), and the
+//! list that `--controllers` selects from.
+
+pub mod deployment;
+pub mod replicaset;
+pub mod selection;

@@ -1,6 +1,8 @@
 //! Every controller of the controller-manager, one directory each (decision core + shell), and the
 //! list that `--controllers` selects from.
 
+pub mod cronjob;
 pub mod deployment;
+pub mod job;
 pub mod replicaset;
 pub mod selection;

@@ -2,7 +2,9 @@
 //! list that `--controllers` selects from.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod job;
 pub mod replicaset;
 pub mod selection;
+pub mod statefulset;

@@ -5,3 +5,5 @@ pub mod expectations;
 pub mod hash;
 pub mod owner;
 pub mod pod;
+pub mod revision;
+pub mod scheduling;

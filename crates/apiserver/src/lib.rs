@@ -16,9 +16,11 @@
 pub mod cache;
 pub mod grpc;
 pub mod kinds;
+pub mod net;
 pub mod object;
 pub mod rest;
 pub mod server;
 pub mod storage;
 
+pub use net::{Ipv4Net, PortRange};
 pub use server::{ApiServerConfig, ServeError, run};

@@ -23,6 +23,17 @@ struct Args {
         value_delimiter = ','
     )]
     store_endpoints: Vec<String>,
+    /// CIDR that Service ClusterIPs are allocated from (its first address is the `kubernetes`
+    /// Service's).
+    #[arg(long, env = "NIWA_SERVICE_CIDR", default_value = "127.96.0.0/16")]
+    service_cidr: niwa_apiserver::Ipv4Net,
+    /// Inclusive port range NodePorts are allocated from.
+    #[arg(
+        long,
+        env = "NIWA_SERVICE_NODE_PORT_RANGE",
+        default_value = "30000-32767"
+    )]
+    service_node_port_range: niwa_apiserver::PortRange,
     /// Log format: text or json.
     #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -55,10 +66,9 @@ async fn main() -> anyhow::Result<()> {
         }
         signal.cancel();
     });
-    let config = niwa_apiserver::ApiServerConfig {
-        listen: args.listen,
-        store_endpoints: args.store_endpoints,
-    };
+    let mut config = niwa_apiserver::ApiServerConfig::new(args.listen, args.store_endpoints);
+    config.service_cidr = args.service_cidr;
+    config.service_node_port_range = args.service_node_port_range;
     niwa_apiserver::run(config, shutdown, None).await?;
     Ok(())
 }

@@ -10,13 +10,46 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CacheConfig, Caches};
 use crate::grpc::ResourcesService;
+pub use crate::net::{Ipv4Net, PortRange};
 use crate::rest::Rest;
 use crate::storage::Storage;
 
+/// Everything `run` needs. Build it with [`ApiServerConfig::new`] (every other field has the
+/// Kubernetes-like default) and adjust fields afterwards; new fields only ever get defaults there.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiServerConfig {
+    /// Address of the API (gRPC, and the Kubernetes REST API on the same port).
     pub listen: SocketAddr,
+    /// etcd v3 endpoints of the store (niwa-store or a real etcd).
     pub store_endpoints: Vec<String>,
+    /// The CIDR ClusterIPs are allocated from; its first address is the `kubernetes` Service's.
+    pub service_cidr: Ipv4Net,
+    /// The inclusive port range NodePorts are allocated from.
+    pub service_node_port_range: PortRange,
+}
+
+/// The Service CIDR of a local niwa cluster (ARCHITECTURE.md §5).
+pub const DEFAULT_SERVICE_CIDR: Ipv4Net = Ipv4Net {
+    addr: std::net::Ipv4Addr::new(127, 96, 0, 0),
+    prefix: 16,
+};
+/// Kubernetes' default NodePort range.
+pub const DEFAULT_NODE_PORT_RANGE: PortRange = PortRange {
+    first: 30000,
+    last: 32767,
+};
+
+impl ApiServerConfig {
+    /// A configuration with defaults for everything but the listen address and the store.
+    pub fn new(listen: SocketAddr, store_endpoints: Vec<String>) -> ApiServerConfig {
+        ApiServerConfig {
+            listen,
+            store_endpoints,
+            service_cidr: DEFAULT_SERVICE_CIDR,
+            service_node_port_range: DEFAULT_NODE_PORT_RANGE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -45,10 +45,10 @@ impl Cluster {
             }
         });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let config = niwa_apiserver::ApiServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            store_endpoints: vec![store.to_string()],
-        };
+        let config = niwa_apiserver::ApiServerConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            vec![store.to_string()],
+        );
         let token = shutdown.clone();
         tokio::spawn(async move {
             if let Err(e) = niwa_apiserver::run(config, token, Some(ready_tx)).await {

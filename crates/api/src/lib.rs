@@ -9,12 +9,16 @@
 //! * [`selector`] — label selectors (equality and set-based) and field selectors, as Kubernetes parses
 //!   and matches them.
 //! * [`status`] — Kubernetes `Status` errors (reason, code, field causes) and their gRPC form.
-//! * [`validation`] — Kubernetes' name and label syntax rules.
+//! * [`validation`] — Kubernetes' name, label and metadata rules, and field errors in its wording.
+//! * [`quantity`] — resource quantities (`100m`, `1Gi`) parsed and compared.
+//! * [`kinds`] — per-kind defaulting and validation (one module per API group).
 //! * [`proto`] — the generic gRPC resource API (proto/niwa/api/v1/resources.proto), and
 //!   [`proto::kubelet`], the kubelet API (proto/niwa/kubelet/v1/kubelet.proto).
 
 pub use k8s_openapi as k8s;
 
+pub mod kinds;
+pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod status;

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::field::{self, Bad, Path};
 use super::names;
 use crate::status::Cause;
 
@@ -11,8 +12,10 @@ use crate::status::Cause;
 pub enum NameRule {
     /// DNS-1123 subdomain: most kinds.
     Subdomain,
-    /// DNS-1123 label: Namespaces and Services (their names become DNS labels).
+    /// DNS-1123 label: Namespaces (their names become DNS labels).
     Label,
+    /// DNS-1035 label: Services (a label that starts with a letter).
+    Dns1035,
 }
 
 /// Kubernetes' limit on the total size of annotations.
@@ -22,6 +25,7 @@ fn check_name(rule: NameRule, value: &str) -> Vec<String> {
     match rule {
         NameRule::Subdomain => names::dns1123_subdomain(value),
         NameRule::Label => names::dns1123_label(value),
+        NameRule::Dns1035 => names::dns1035_label(value),
     }
 }
 
@@ -60,6 +64,8 @@ pub fn validate_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<Cause
         ));
     }
     causes.extend(validate_labels(&md["labels"], "metadata.labels"));
+    causes.extend(validate_finalizers(&md["finalizers"]));
+    causes.extend(validate_owner_references(&md["ownerReferences"]));
     if let Some(annotations) = md["annotations"].as_object() {
         let mut total = 0;
         for (k, v) in annotations {
@@ -76,6 +82,80 @@ pub fn validate_meta(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<Cause
                 ),
                 field: "metadata.annotations".into(),
             });
+        }
+    }
+    causes
+}
+
+/// Finalizers Kubernetes itself defines; any other must be domain-qualified (`example.com/x`).
+const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeletion"];
+
+fn validate_finalizers(finalizers: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let path = Path::new("metadata").child("finalizers");
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, f) in finalizers.as_array().into_iter().flatten().enumerate() {
+        let name = f.as_str().unwrap_or_default();
+        let problems = names::qualified_name(name);
+        if !problems.is_empty() {
+            for problem in problems {
+                causes.push(field::invalid(&path.index(i), name, &problem));
+            }
+        } else if !name.contains('/') && !STANDARD_FINALIZERS.contains(&name) {
+            causes.push(field::invalid(
+                &path.index(i),
+                name,
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
+        }
+        if !seen.insert(name) {
+            causes.push(field::duplicate(&path.index(i), name));
+        }
+    }
+    causes
+}
+
+fn validate_owner_references(refs: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let path = Path::new("metadata").child("ownerReferences");
+    let mut controllers = 0;
+    for (i, r) in refs.as_array().into_iter().flatten().enumerate() {
+        let p = path.index(i);
+        for key in ["apiVersion", "kind", "name", "uid"] {
+            if r[key].as_str().unwrap_or_default().is_empty() {
+                let detail = match key {
+                    "apiVersion" => "version must not be empty",
+                    "kind" => "kind must not be empty",
+                    "name" => "name must not be empty",
+                    _ => "uid must not be empty",
+                };
+                causes.push(field::invalid(&p.child(key), "", detail));
+            }
+        }
+        if r["controller"].as_bool() == Some(true) {
+            controllers += 1;
+        }
+    }
+    if controllers > 1 {
+        causes.push(field::invalid(
+            &path,
+            Bad::Raw(refs.to_string()),
+            "Only one reference can have Controller set to true",
+        ));
+    }
+    causes
+}
+
+/// `ValidateObjectMetaUpdate`: identity fields never change (the REST layer keeps them; this
+/// catches a body that tries).
+pub fn validate_meta_update(new: &Value, old: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let md = Path::new("metadata");
+    for key in ["name", "namespace", "uid", "creationTimestamp"] {
+        let (n, o) = (&new["metadata"][key], &old["metadata"][key]);
+        if !o.is_null() && n != o {
+            let shown = n.as_str().unwrap_or_default();
+            causes.push(field::invalid(&md.child(key), shown, field::IMMUTABLE));
         }
     }
     causes

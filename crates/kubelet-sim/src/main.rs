@@ -1,0 +1,3 @@
+//! `niwa-kubelet`: flags, logging and signals; the work is in the library.
+
+fn main() {}

@@ -13,5 +13,4 @@
 //! reports); everything else is the shell that feeds it.
 
 pub mod pod;
-pub mod quantity;
 pub mod time;

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodSpec;
 
-use crate::quantity::Quantity;
+use niwa_api::quantity::Quantity;
 
 const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 
 pub fn qos_class(spec: &PodSpec) -> &'static str {
-    let mut requests: BTreeMap<&str, Quantity> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
+    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
     let mut guaranteed = true;
     let containers = spec
         .init_containers
@@ -29,18 +29,17 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
                 .and_then(|r| r.get(name))
                 .or_else(|| c_limits.and_then(|l| l.get(name)))
                 .and_then(|q| Quantity::parse(&q.0).ok())
-                .filter(|q| !q.is_zero());
+                .map(|q| q.milli())
+                .filter(|q| *q != 0);
             if let Some(q) = request {
-                let e = requests.entry(name).or_default();
-                *e = *e + q;
+                *requests.entry(name).or_default() += q;
             }
             let limit = c_limits
                 .and_then(|l| l.get(name))
                 .and_then(|q| Quantity::parse(&q.0).ok());
-            if let Some(q) = limit.filter(|q| !q.is_zero()) {
+            if let Some(q) = limit.map(|q| q.milli()).filter(|q| *q != 0) {
                 found_limits += 1;
-                let e = limits.entry(name).or_default();
-                *e = *e + q;
+                *limits.entry(name).or_default() += q;
             }
         }
         if found_limits != QOS_RESOURCES.len() {

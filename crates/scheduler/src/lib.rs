@@ -9,10 +9,12 @@
 //!   with golden tests; [`preemption`] — the dry run behind kube's "preemption: …" message.
 //! * [`pod_info`], [`node_info`], [`snapshot`], [`resources`] — the parsed views the plugins read.
 
+pub mod cache;
 pub mod framework;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;
 pub mod preemption;
+pub mod queue;
 pub mod resources;
 pub mod snapshot;

@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod grpc;
+pub mod http;
 pub mod kinds;
 pub mod net;
 pub mod object;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{CacheConfig, Caches};
@@ -125,13 +124,11 @@ pub async fn run(
     if let Some(ready) = ready {
         let _ = ready.send(local);
     }
-    tonic::transport::Server::builder()
-        .add_service(ResourcesService::server(rest, shutdown.clone()))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown.clone().cancelled_owned(),
-        )
-        .await?;
+    // gRPC and the Kubernetes REST API share the port, routed by content-type.
+    let grpc =
+        tonic::service::Routes::new(ResourcesService::server(rest.clone(), shutdown.clone()));
+    let api = crate::http::HttpApi::new(rest, shutdown.clone());
+    crate::http::serve::serve(listener, grpc, api, shutdown.clone()).await;
     tracing::info!("niwa-apiserver stopped");
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::cache::Caches;
 use crate::storage::{Storage, StorageError};
 
 pub use delete::DeleteOptions;
-pub use patch::{JSON_PATCH, MERGE_PATCH};
+pub use patch::{JSON_PATCH, MERGE_PATCH, json_patch, merge_patch};
 pub use read::{Filter, ListOptions, ObjectList};
 pub use watch::{EventStream, WatchEvent, WatchOptions};
 pub use write::UpdateScope;

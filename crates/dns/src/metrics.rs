@@ -1,0 +1,242 @@
+//! Prometheus metrics, named as CoreDNS names them (so that existing cluster-DNS dashboards and
+//! alerts work unchanged): `coredns_dns_requests_total`, `coredns_dns_responses_total`,
+//! `coredns_dns_request_duration_seconds`, `coredns_cache_*`, `coredns_forward_*`.
+//!
+//! Label values come from small fixed sets (query types outside CoreDNS's list count as `other`),
+//! so a client sending random types cannot grow the metric families.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, &'static str)>;
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 25 µs .. ~3.3 s
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 18))
+}
+
+/// The query type as CoreDNS labels it.
+pub fn type_label(qtype: RecordType) -> &'static str {
+    match qtype {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::ANY => "ANY",
+        RecordType::CNAME => "CNAME",
+        RecordType::HTTPS => "HTTPS",
+        RecordType::MX => "MX",
+        RecordType::NS => "NS",
+        RecordType::PTR => "PTR",
+        RecordType::SOA => "SOA",
+        RecordType::SRV => "SRV",
+        RecordType::SVCB => "SVCB",
+        RecordType::TXT => "TXT",
+        RecordType::AXFR => "AXFR",
+        RecordType::IXFR => "IXFR",
+        _ => "other",
+    }
+}
+
+/// The response code as dig and CoreDNS spell it.
+pub fn rcode_label(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "other",
+    }
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    requests: Family<Labels, Counter>,
+    responses: Family<Labels, Counter>,
+    durations: Histograms,
+    cache_hits: Family<Labels, Counter>,
+    cache_misses: Counter,
+    cache_entries: Family<Labels, Gauge>,
+    forward_requests: Family<Labels, Counter>,
+    forward_responses: Family<Labels, Counter>,
+    forward_durations: Histograms,
+    zone_records: Gauge,
+    zone_services: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "coredns_dns_requests",
+            "Counter of DNS requests made per protocol, family and type",
+            requests.clone(),
+        );
+        let responses = Family::<Labels, Counter>::default();
+        registry.register(
+            "coredns_dns_responses",
+            "Counter of response status codes",
+            responses.clone(),
+        );
+        let durations: Histograms = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "coredns_dns_request_duration_seconds",
+            "Histogram of the time (in seconds) each request took per type",
+            durations.clone(),
+        );
+        let cache_hits = Family::<Labels, Counter>::default();
+        registry.register(
+            "coredns_cache_hits",
+            "The count of cache hits",
+            cache_hits.clone(),
+        );
+        let cache_misses = Counter::default();
+        registry.register(
+            "coredns_cache_misses",
+            "The count of cache misses",
+            cache_misses.clone(),
+        );
+        let cache_entries = Family::<Labels, Gauge>::default();
+        registry.register(
+            "coredns_cache_entries",
+            "The number of elements in the cache",
+            cache_entries.clone(),
+        );
+        let forward_requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "coredns_forward_requests",
+            "Counter of requests made per upstream",
+            forward_requests.clone(),
+        );
+        let forward_responses = Family::<Labels, Counter>::default();
+        registry.register(
+            "coredns_forward_responses",
+            "Counter of responses received per upstream",
+            forward_responses.clone(),
+        );
+        let forward_durations: Histograms = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "coredns_forward_request_duration_seconds",
+            "Histogram of the time each request to an upstream took",
+            forward_durations.clone(),
+        );
+        let zone_records = Gauge::default();
+        registry.register(
+            "niwa_dns_zone_records",
+            "Distinct records in the cluster zone",
+            zone_records.clone(),
+        );
+        let zone_services = Gauge::default();
+        registry.register(
+            "niwa_dns_zone_services",
+            "Services known to the cluster zone",
+            zone_services.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            responses,
+            durations,
+            cache_hits,
+            cache_misses,
+            cache_entries,
+            forward_requests,
+            forward_responses,
+            forward_durations,
+            zone_records,
+            zone_services,
+        }
+    }
+
+    /// One answered request.
+    pub fn request(
+        &self,
+        proto: &'static str,
+        ipv6: bool,
+        qtype: &'static str,
+        rcode: ResponseCode,
+        took: Duration,
+    ) {
+        let family = if ipv6 { "2" } else { "1" };
+        self.requests
+            .get_or_create(&vec![("proto", proto), ("family", family), ("type", qtype)])
+            .inc();
+        self.responses
+            .get_or_create(&vec![("rcode", rcode_label(rcode))])
+            .inc();
+        self.durations
+            .get_or_create(&vec![("type", qtype)])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn cache_hit(&self, kind: &'static str) {
+        self.cache_hits.get_or_create(&vec![("type", kind)]).inc();
+    }
+
+    pub fn cache_miss(&self) {
+        self.cache_misses.inc();
+    }
+
+    pub fn set_cache_entries(&self, success: usize, denial: usize) {
+        let set = |kind, n: usize| {
+            self.cache_entries
+                .get_or_create(&vec![("type", kind)])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("success", success);
+        set("denial", denial);
+    }
+
+    /// One exchange with an upstream; `rcode` is `None` when it failed (timeout, IO).
+    pub fn forward(&self, to: &'static str, rcode: Option<ResponseCode>, took: Duration) {
+        self.forward_requests.get_or_create(&vec![("to", to)]).inc();
+        let rcode = rcode.map_or("error", rcode_label);
+        self.forward_responses
+            .get_or_create(&vec![("to", to), ("rcode", rcode)])
+            .inc();
+        self.forward_durations
+            .get_or_create(&vec![("to", to), ("rcode", rcode)])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn set_zone(&self, records: usize, services: usize) {
+        self.zone_records
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.zone_services
+            .set(i64::try_from(services).unwrap_or(i64::MAX));
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -59,6 +59,7 @@ fn scope(subresource: &str) -> Result<UpdateScope, ApiError> {
     match subresource {
         "" => Ok(UpdateScope::Main),
         "status" => Ok(UpdateScope::Status),
+        "finalize" => Ok(UpdateScope::Finalize),
         other => Err(ApiError::new(
             Reason::MethodNotAllowed,
             format!("the subresource {other:?} does not support this verb"),

@@ -1,13 +1,685 @@
-//! Core-group kinds other than Pods and Services.
-use super::Strategy;
-use k8s_openapi::api::core::v1::*;
-impl Strategy for Namespace {}
-impl Strategy for Node {}
-impl Strategy for ConfigMap {}
-impl Strategy for Secret {}
-impl Strategy for ServiceAccount {}
-impl Strategy for Event {}
-impl Strategy for PersistentVolume {}
-impl Strategy for PersistentVolumeClaim {}
-impl Strategy for ResourceQuota {}
-impl Strategy for LimitRange {}
+//! Core-group kinds other than Pods and Services: Namespaces, Nodes, ConfigMaps, Secrets,
+//! ServiceAccounts, Events, PersistentVolumes(Claims), ResourceQuotas and LimitRanges.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, LimitRange, Namespace, NamespaceSpec, NamespaceStatus, Node,
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus, PersistentVolumeStatus,
+    ResourceQuota, Secret, ServiceAccount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as ApiQuantity;
+
+use super::{Strategy, or_str};
+use crate::quantity::Quantity;
+use crate::status::Cause;
+use crate::validation::field::{self, Path};
+use crate::validation::names;
+
+/// The label every Namespace carries with its own name (`kubernetes.io/metadata.name`).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The finalizer that keeps a terminating Namespace until the namespace controller emptied it.
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+/// ConfigMaps and Secrets hold at most 1 MiB.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+fn quantities(map: Option<&BTreeMap<String, ApiQuantity>>, path: &Path) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for (name, q) in map.into_iter().flatten() {
+        let p = path.key(name);
+        for problem in names::qualified_name(name) {
+            causes.push(field::invalid(&p, name.as_str(), &problem));
+        }
+        match Quantity::parse(&q.0) {
+            Ok(v) if v.is_negative() => {
+                causes.push(field::invalid(&p, q.0.as_str(), field::NEGATIVE))
+            }
+            Ok(_) => {}
+            Err(e) => causes.push(field::invalid(&p, q.0.as_str(), &e.to_string())),
+        }
+    }
+    causes
+}
+
+fn data_keys<'a>(keys: impl Iterator<Item = &'a String>, path: &Path) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for k in keys {
+        for problem in names::config_map_key(k) {
+            causes.push(field::invalid(&path.key(k), k.as_str(), &problem));
+        }
+    }
+    causes
+}
+
+// ---------------------------------------------------------------------------------------------
+// Namespace
+
+impl Strategy for Namespace {
+    fn default(&mut self) {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        self.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(NAMESPACE_NAME_LABEL.into(), name);
+    }
+
+    fn prepare_create(&mut self) {
+        self.spec = Some(NamespaceSpec {
+            finalizers: Some(vec![NAMESPACE_FINALIZER.into()]),
+        });
+        self.status = Some(NamespaceStatus {
+            phase: Some("Active".into()),
+            conditions: None,
+        });
+    }
+
+    /// spec.finalizers change only through the `finalize` subresource: an update keeps them.
+    fn prepare_update(&mut self, old: &Self) {
+        self.spec.clone_from(&old.spec);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node
+
+impl Strategy for Node {
+    fn default(&mut self) {
+        // `SetDefaults_NodeStatus`: allocatable defaults to capacity.
+        if let Some(status) = self.status.as_mut()
+            && status.allocatable.is_none()
+        {
+            status.allocatable.clone_from(&status.capacity);
+        }
+        if let Some(spec) = self.spec.as_mut()
+            && spec.pod_cidrs.as_ref().is_none_or(Vec::is_empty)
+            && let Some(cidr) = spec.pod_cidr.clone().filter(|c| !c.is_empty())
+        {
+            spec.pod_cidrs = Some(vec![cidr]);
+        }
+    }
+
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let spec = self.spec.clone().unwrap_or_default();
+        let path = Path::new("spec");
+        for (i, cidr) in spec.pod_cidrs.iter().flatten().enumerate() {
+            let ok = cidr.split_once('/').is_some_and(|(ip, len)| {
+                names::ip(ip).is_empty() && len.parse::<u8>().is_ok_and(|l| l <= 128)
+            });
+            if !ok {
+                causes.push(field::invalid(
+                    &path.child("podCIDRs").index(i),
+                    cidr.as_str(),
+                    "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                ));
+            }
+        }
+        for (i, t) in spec.taints.iter().flatten().enumerate() {
+            let p = path.child("taints").index(i);
+            if t.key.is_empty() {
+                causes.push(field::required(&p.child("key"), ""));
+            } else {
+                for problem in names::qualified_name(&t.key) {
+                    causes.push(field::invalid(&p.child("key"), t.key.as_str(), &problem));
+                }
+            }
+            if let Some(v) = t.value.as_deref() {
+                for problem in names::label_value(v) {
+                    causes.push(field::invalid(&p.child("value"), v, &problem));
+                }
+            }
+            if t.effect.is_empty() {
+                causes.push(field::required(&p.child("effect"), ""));
+            } else if !TAINT_EFFECTS.contains(&t.effect.as_str()) {
+                causes.push(field::not_supported(
+                    &p.child("effect"),
+                    t.effect.as_str(),
+                    TAINT_EFFECTS,
+                ));
+            }
+        }
+        if let Some(status) = &self.status {
+            causes.extend(quantities(
+                status.capacity.as_ref(),
+                &Path::new("status").child("capacity"),
+            ));
+            causes.extend(quantities(
+                status.allocatable.as_ref(),
+                &Path::new("status").child("allocatable"),
+            ));
+        }
+        causes
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<Cause> {
+        let mut causes = self.validate();
+        let new_cidrs = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidrs.clone())
+            .unwrap_or_default();
+        let old_cidrs = old
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidrs.clone())
+            .unwrap_or_default();
+        if !old_cidrs.is_empty() && new_cidrs != old_cidrs {
+            causes.push(field::forbidden(
+                &Path::new("spec").child("podCIDRs"),
+                "node updates may not change podCIDR except from \"\" to valid",
+            ));
+        }
+        causes
+    }
+
+    fn validate_status(&self, _old: &Self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        if let Some(status) = &self.status {
+            let p = Path::new("status");
+            causes.extend(quantities(status.capacity.as_ref(), &p.child("capacity")));
+            causes.extend(quantities(
+                status.allocatable.as_ref(),
+                &p.child("allocatable"),
+            ));
+        }
+        causes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ConfigMap and Secret
+
+impl Strategy for ConfigMap {
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = data_keys(self.data.iter().flat_map(|m| m.keys()), &Path::new("data"));
+        causes.extend(data_keys(
+            self.binary_data.iter().flat_map(|m| m.keys()),
+            &Path::new("binaryData"),
+        ));
+        let mut size = 0;
+        for (k, v) in self.data.iter().flatten() {
+            size += k.len() + v.len();
+            if self.binary_data.as_ref().is_some_and(|b| b.contains_key(k)) {
+                causes.push(field::invalid(
+                    &Path::new("data").key(k),
+                    k.as_str(),
+                    "duplicate of key present in binaryData",
+                ));
+            }
+        }
+        for (k, v) in self.binary_data.iter().flatten() {
+            size += k.len() + v.0.len();
+        }
+        if size > MAX_DATA_BYTES {
+            causes.push(field::too_long(&Path::new(""), MAX_DATA_BYTES));
+        }
+        causes
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<Cause> {
+        let mut causes = self.validate();
+        if old.immutable == Some(true) {
+            if self.immutable != Some(true) {
+                causes.push(field::forbidden(
+                    &Path::new("immutable"),
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+            if self.data != old.data {
+                causes.push(field::forbidden(
+                    &Path::new("data"),
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+            if self.binary_data != old.binary_data {
+                causes.push(field::forbidden(
+                    &Path::new("binaryData"),
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        causes
+    }
+}
+
+/// Keys each built-in Secret type must have.
+fn secret_type_rules(secret: &Secret) -> Vec<Cause> {
+    let data = secret.data.clone().unwrap_or_default();
+    let need = |key: &str| -> Vec<Cause> {
+        if data.contains_key(key) {
+            Vec::new()
+        } else {
+            vec![field::required(&Path::new("data").key(key), "")]
+        }
+    };
+    match secret.type_.as_deref().unwrap_or_default() {
+        "kubernetes.io/tls" => {
+            let mut c = need("tls.crt");
+            c.extend(need("tls.key"));
+            c
+        }
+        "kubernetes.io/dockerconfigjson" => need(".dockerconfigjson"),
+        "kubernetes.io/dockercfg" => need(".dockercfg"),
+        "kubernetes.io/basic-auth" => {
+            if data.contains_key("username") || data.contains_key("password") {
+                Vec::new()
+            } else {
+                vec![field::required(&Path::new("data").key("username"), "")]
+            }
+        }
+        "kubernetes.io/ssh-auth" => need("ssh-privatekey"),
+        "kubernetes.io/service-account-token" => {
+            let named = secret
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key("kubernetes.io/service-account.name"));
+            if named {
+                Vec::new()
+            } else {
+                vec![field::required(
+                    &Path::new("metadata")
+                        .child("annotations")
+                        .key("kubernetes.io/service-account.name"),
+                    "",
+                )]
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl Strategy for Secret {
+    fn default(&mut self) {
+        or_str(&mut self.type_, "Opaque");
+        // stringData is write-only: it is merged into data on the way in.
+        if let Some(strings) = self.string_data.take() {
+            let data = self.data.get_or_insert_with(BTreeMap::new);
+            for (k, v) in strings {
+                data.insert(k, ByteString(v.into_bytes()));
+            }
+        }
+    }
+
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = data_keys(self.data.iter().flat_map(|m| m.keys()), &Path::new("data"));
+        let size: usize = self
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.0.len())
+            .sum();
+        if size > MAX_DATA_BYTES {
+            causes.push(field::too_long(&Path::new("data"), MAX_DATA_BYTES));
+        }
+        causes.extend(secret_type_rules(self));
+        causes
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<Cause> {
+        let mut causes = self.validate();
+        if self.type_ != old.type_ {
+            causes.push(field::invalid(
+                &Path::new("type"),
+                self.type_.clone().unwrap_or_default(),
+                field::IMMUTABLE,
+            ));
+        }
+        if old.immutable == Some(true) {
+            if self.immutable != Some(true) {
+                causes.push(field::forbidden(
+                    &Path::new("immutable"),
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+            if self.data != old.data {
+                causes.push(field::forbidden(
+                    &Path::new("data"),
+                    "field is immutable when `immutable` is set",
+                ));
+            }
+        }
+        causes
+    }
+}
+
+impl Strategy for ServiceAccount {
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        for (i, s) in self.secrets.iter().flatten().enumerate() {
+            if s.name.as_deref().is_none_or(str::is_empty) {
+                causes.push(field::required(
+                    &Path::new("secrets").index(i).child("name"),
+                    "",
+                ));
+            }
+        }
+        causes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event (core/v1)
+
+impl Strategy for Event {
+    fn default(&mut self) {
+        or_str(&mut self.type_, "Normal");
+    }
+
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let ns = self.metadata.namespace.as_deref().unwrap_or_default();
+        let involved = self
+            .involved_object
+            .namespace
+            .as_deref()
+            .unwrap_or_default();
+        if !involved.is_empty() && involved != ns {
+            causes.push(field::invalid(
+                &Path::new("involvedObject").child("namespace"),
+                involved,
+                "does not match event.namespace",
+            ));
+        }
+        if let Some(t) = self.type_.as_deref()
+            && t != "Normal"
+            && t != "Warning"
+        {
+            causes.push(field::not_supported(
+                &Path::new("type"),
+                t,
+                &["Normal", "Warning"],
+            ));
+        }
+        causes.extend(field::nonnegative(
+            &Path::new("count"),
+            self.count.map(i64::from),
+        ));
+        causes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PersistentVolume and PersistentVolumeClaim
+
+fn access_modes(modes: Option<&Vec<String>>, path: &Path) -> Vec<Cause> {
+    let modes = modes.cloned().unwrap_or_default();
+    let mut causes = Vec::new();
+    if modes.is_empty() {
+        causes.push(field::required(path, "at least 1 access mode is required"));
+    }
+    for m in &modes {
+        if !ACCESS_MODES.contains(&m.as_str()) {
+            causes.push(field::not_supported(path, m.as_str(), ACCESS_MODES));
+        }
+    }
+    if modes.iter().any(|m| m == "ReadWriteOncePod") && modes.len() > 1 {
+        causes.push(field::forbidden(
+            path,
+            "may not use ReadWriteOncePod with other access modes",
+        ));
+    }
+    causes
+}
+
+impl Strategy for PersistentVolume {
+    fn default(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        or_str(&mut spec.persistent_volume_reclaim_policy, "Retain");
+        or_str(&mut spec.volume_mode, "Filesystem");
+    }
+
+    fn prepare_create(&mut self) {
+        self.status = Some(PersistentVolumeStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    }
+
+    fn validate(&self) -> Vec<Cause> {
+        let path = Path::new("spec");
+        let Some(spec) = &self.spec else {
+            return vec![field::required(&path, "")];
+        };
+        let mut causes = access_modes(spec.access_modes.as_ref(), &path.child("accessModes"));
+        match spec.capacity.as_ref().and_then(|c| c.get("storage")) {
+            None => causes.push(field::required(&path.child("capacity").key("storage"), "")),
+            Some(_) => causes.extend(quantities(spec.capacity.as_ref(), &path.child("capacity"))),
+        }
+        let json = serde_json::to_value(spec).unwrap_or_default();
+        const NOT_SOURCES: &[&str] = &[
+            "accessModes",
+            "capacity",
+            "claimRef",
+            "mountOptions",
+            "nodeAffinity",
+            "persistentVolumeReclaimPolicy",
+            "storageClassName",
+            "volumeAttributesClassName",
+            "volumeMode",
+        ];
+        let sources = json
+            .as_object()
+            .map(|m| {
+                m.keys()
+                    .filter(|k| !NOT_SOURCES.contains(&k.as_str()))
+                    .count()
+            })
+            .unwrap_or(0);
+        if sources == 0 {
+            causes.push(field::required(&path, "must specify a volume type"));
+        } else if sources > 1 {
+            causes.push(field::forbidden(
+                &path,
+                "may not specify more than 1 volume type",
+            ));
+        }
+        if let Some(p) = spec.persistent_volume_reclaim_policy.as_deref()
+            && !["Delete", "Recycle", "Retain"].contains(&p)
+        {
+            causes.push(field::not_supported(
+                &path.child("persistentVolumeReclaimPolicy"),
+                p,
+                &["Delete", "Recycle", "Retain"],
+            ));
+        }
+        causes
+    }
+}
+
+const PVC_SPEC_IMMUTABLE: &str = "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
+
+impl Strategy for PersistentVolumeClaim {
+    fn default(&mut self) {
+        let spec = self.spec.get_or_insert_with(Default::default);
+        or_str(&mut spec.volume_mode, "Filesystem");
+    }
+
+    fn prepare_create(&mut self) {
+        self.status = Some(PersistentVolumeClaimStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    }
+
+    fn validate(&self) -> Vec<Cause> {
+        let path = Path::new("spec");
+        let Some(spec) = &self.spec else {
+            return vec![field::required(&path, "")];
+        };
+        let mut causes = access_modes(spec.access_modes.as_ref(), &path.child("accessModes"));
+        let requests = spec.resources.as_ref().and_then(|r| r.requests.as_ref());
+        let storage = path.child("resources").key("storage");
+        match requests.and_then(|r| r.get("storage")) {
+            None => causes.push(field::required(&storage, "")),
+            Some(q) => match Quantity::parse(&q.0) {
+                Ok(v) if v <= Quantity::ZERO => {
+                    causes.push(field::invalid(
+                        &storage,
+                        q.0.as_str(),
+                        "must be greater than zero",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => causes.push(field::invalid(&storage, q.0.as_str(), &e.to_string())),
+            },
+        }
+        if let Some(sel) = &spec.selector {
+            causes.extend(super::selector::validate(sel, &path.child("selector")));
+        }
+        if let Some(m) = spec.volume_mode.as_deref()
+            && m != "Filesystem"
+            && m != "Block"
+        {
+            causes.push(field::not_supported(
+                &path.child("volumeMode"),
+                m,
+                &["Block", "Filesystem"],
+            ));
+        }
+        causes
+    }
+
+    fn validate_update(&self, old: &Self) -> Vec<Cause> {
+        let mut causes = self.validate();
+        let (Some(new), Some(old_spec)) = (&self.spec, &old.spec) else {
+            return causes;
+        };
+        let mut comparable = new.clone();
+        // The volume name may be set once; storage requests may grow.
+        if old_spec.volume_name.as_deref().is_none_or(str::is_empty) {
+            comparable.volume_name.clone_from(&old_spec.volume_name);
+        }
+        comparable.resources.clone_from(&old_spec.resources);
+        if comparable != *old_spec {
+            causes.push(field::forbidden(&Path::new("spec"), PVC_SPEC_IMMUTABLE));
+        }
+        let size = |s: &k8s_openapi::api::core::v1::PersistentVolumeClaimSpec| {
+            s.resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .and_then(|q| Quantity::parse(&q.0).ok())
+        };
+        if let (Some(n), Some(o)) = (size(new), size(old_spec))
+            && n < o
+        {
+            causes.push(field::forbidden(
+                &Path::new("spec")
+                    .child("resources")
+                    .child("requests")
+                    .child("storage"),
+                "field can not be less than previous value",
+            ));
+        }
+        causes
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResourceQuota and LimitRange
+
+impl Strategy for ResourceQuota {
+    fn validate(&self) -> Vec<Cause> {
+        let spec = self.spec.clone().unwrap_or_default();
+        quantities(spec.hard.as_ref(), &Path::new("spec").child("hard"))
+    }
+}
+
+impl Strategy for LimitRange {
+    fn validate(&self) -> Vec<Cause> {
+        let mut causes = Vec::new();
+        let Some(spec) = &self.spec else {
+            return vec![field::required(&Path::new("spec"), "")];
+        };
+        for (i, item) in spec.limits.iter().enumerate() {
+            let p = Path::new("spec").child("limits").index(i);
+            if !["Pod", "Container", "PersistentVolumeClaim"].contains(&item.type_.as_str()) {
+                causes.push(field::not_supported(
+                    &p.child("type"),
+                    item.type_.as_str(),
+                    &["Container", "PersistentVolumeClaim", "Pod"],
+                ));
+            }
+            for (name, map) in [
+                ("max", &item.max),
+                ("min", &item.min),
+                ("default", &item.default),
+                ("defaultRequest", &item.default_request),
+                ("maxLimitRequestRatio", &item.max_limit_request_ratio),
+            ] {
+                causes.extend(quantities(map.as_ref(), &p.child(name)));
+            }
+        }
+        causes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_merge_string_data_and_check_types() {
+        let mut s: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "d"}, "stringData": {"user": "admin"},
+            "data": {"pw": "c2VjcmV0"}}))
+        .unwrap_or_default();
+        s.default();
+        let v = serde_json::to_value(&s).unwrap_or_default();
+        assert_eq!(v["type"], "Opaque");
+        assert_eq!(v["data"], json!({"pw": "c2VjcmV0", "user": "YWRtaW4="}));
+        assert!(v.get("stringData").is_none());
+        let mut tls = s.clone();
+        tls.type_ = Some("kubernetes.io/tls".into());
+        let lines: Vec<String> = tls.validate().iter().map(Cause::to_line).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "data[tls.crt]: Required value",
+                "data[tls.key]: Required value"
+            ]
+        );
+        assert_eq!(tls.validate_update(&s).len(), 3, "type is immutable");
+    }
+
+    #[test]
+    fn configmaps_namespaces_and_claims() {
+        let cm: ConfigMap = serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "d"}, "data": {"bad/key": "v", "ok": "v"}}))
+        .unwrap_or_default();
+        assert_eq!(cm.validate()[0].field, "data[bad/key]");
+        let mut frozen = cm.clone();
+        frozen.data = Some([("ok".to_string(), "v".to_string())].into());
+        frozen.immutable = Some(true);
+        let mut changed = frozen.clone();
+        changed.data = Some([("ok".to_string(), "w".to_string())].into());
+        assert_eq!(changed.validate_update(&frozen)[0].field, "data");
+
+        let mut ns: Namespace = serde_json::from_value(json!({"apiVersion": "v1",
+            "kind": "Namespace", "metadata": {"name": "team-a"}}))
+        .unwrap_or_default();
+        ns.default();
+        ns.prepare_create();
+        let v = serde_json::to_value(&ns).unwrap_or_default();
+        assert_eq!(v["metadata"]["labels"][NAMESPACE_NAME_LABEL], "team-a");
+        assert_eq!(v["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(v["status"]["phase"], "Active");
+
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({"apiVersion": "v1",
+            "kind": "PersistentVolumeClaim", "metadata": {"name": "c", "namespace": "d"},
+            "spec": {"accessModes": ["ReadWriteOnce"]}}))
+        .unwrap_or_default();
+        let lines: Vec<String> = pvc.validate().iter().map(Cause::to_line).collect();
+        assert_eq!(lines, vec!["spec.resources[storage]: Required value"]);
+    }
+}

@@ -5,7 +5,8 @@
 //! [`admit_update`] (and [`admit_status_update`] for the `status` subresource), which decode the
 //! object into its `k8s-openapi` type (so a malformed body is a clear 400 naming the problem), apply
 //! the kind's defaults, and validate it — metadata and spec — returning every bad field as a
-//! Kubernetes cause. Unknown fields are dropped by decoding, as a real apiserver drops them.
+//! Kubernetes cause. Unknown fields are dropped by decoding, as a real apiserver drops them
+//! (`fieldValidation=Strict` is checked against the OpenAPI schemas by the HTTP layer).
 //!
 //! One module per API group: [`pod`] (PodSpec, shared by every template), [`core`], [`service`],
 //! [`apps`], [`batch`], [`networking`], [`other`] (coordination, policy, autoscaling, events).
@@ -34,6 +35,9 @@ pub trait Strategy: DeserializeOwned + Serialize {
     /// What a create does before validation beyond defaults (`PrepareForCreate`): reset status to
     /// its initial value, set server-chosen spec fields.
     fn prepare_create(&mut self) {}
+    /// What an update does before validation beyond defaults (`PrepareForUpdate`): keep fields
+    /// the main resource may not change, carry over server-allocated values a body omitted.
+    fn prepare_update(&mut self, _old: &Self) {}
     /// Validates a new object's spec (metadata is validated generically).
     fn validate(&self) -> Vec<Cause> {
         Vec::new()
@@ -91,15 +95,26 @@ enum Op<'a> {
     Status(&'a Value),
 }
 
+fn missing_old() -> ApiError {
+    ApiError::internal("update without the stored object")
+}
+
 fn run<T: Strategy>(info: &ResourceInfo, obj: Value, op: Op<'_>) -> Result<Value, ApiError> {
     let mut typed: T = decode(info, obj)?;
-    match op {
-        Op::Create => {
+    let old: Option<T> = match op {
+        Op::Create => None,
+        Op::Update(old) | Op::Status(old) => Some(decode(info, old.clone())?),
+    };
+    match (&op, &old) {
+        (Op::Create, _) => {
             typed.default();
             typed.prepare_create();
         }
-        Op::Update(_) => typed.default(),
-        Op::Status(_) => {}
+        (Op::Update(_), Some(old)) => {
+            typed.default();
+            typed.prepare_update(old);
+        }
+        _ => {}
     }
     let out = encode(&typed)?;
     let rule = name_rule(info);
@@ -108,13 +123,11 @@ fn run<T: Strategy>(info: &ResourceInfo, obj: Value, op: Op<'_>) -> Result<Value
         Op::Create => causes.extend(typed.validate()),
         Op::Update(old_json) => {
             causes.extend(validate_meta_update(&out, old_json));
-            let old: T = decode(info, old_json.clone())?;
-            causes.extend(typed.validate_update(&old));
+            causes.extend(typed.validate_update(old.as_ref().ok_or_else(missing_old)?));
         }
         Op::Status(old_json) => {
             causes.extend(validate_meta_update(&out, old_json));
-            let old: T = decode(info, old_json.clone())?;
-            causes.extend(typed.validate_status(&old));
+            causes.extend(typed.validate_status(old.as_ref().ok_or_else(missing_old)?));
         }
     }
     invalid_unless_empty(info, &out, causes)?;
@@ -185,76 +198,6 @@ pub fn admit_status_update(
     old: &Value,
 ) -> Result<Value, ApiError> {
     admit(info, obj, Op::Status(old))
-}
-
-/// The fields of `obj` its kind does not know (what `fieldValidation=Strict` rejects), as
-/// `.spec.foo` paths. Found by decoding into the typed object and comparing.
-pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
-    macro_rules! roundtrip {
-        ($($g:literal, $k:literal => $ty:ty;)*) => {
-            match (info.group, info.kind) {
-                $( ($g, $k) => serde_json::from_value::<$ty>(obj.clone()).ok().and_then(|t| serde_json::to_value(t).ok()), )*
-                _ => None,
-            }
-        };
-    }
-    use k8s_openapi::api;
-    let known = roundtrip! {
-        "", "Namespace" => api::core::v1::Namespace;
-        "", "Node" => api::core::v1::Node;
-        "", "Pod" => api::core::v1::Pod;
-        "", "Service" => api::core::v1::Service;
-        "", "Endpoints" => api::core::v1::Endpoints;
-        "", "ConfigMap" => api::core::v1::ConfigMap;
-        "", "Secret" => api::core::v1::Secret;
-        "", "ServiceAccount" => api::core::v1::ServiceAccount;
-        "", "Event" => api::core::v1::Event;
-        "", "PersistentVolume" => api::core::v1::PersistentVolume;
-        "", "PersistentVolumeClaim" => api::core::v1::PersistentVolumeClaim;
-        "", "ResourceQuota" => api::core::v1::ResourceQuota;
-        "", "LimitRange" => api::core::v1::LimitRange;
-        "apps", "Deployment" => api::apps::v1::Deployment;
-        "apps", "ReplicaSet" => api::apps::v1::ReplicaSet;
-        "apps", "DaemonSet" => api::apps::v1::DaemonSet;
-        "apps", "StatefulSet" => api::apps::v1::StatefulSet;
-        "apps", "ControllerRevision" => api::apps::v1::ControllerRevision;
-        "batch", "Job" => api::batch::v1::Job;
-        "batch", "CronJob" => api::batch::v1::CronJob;
-        "discovery.k8s.io", "EndpointSlice" => api::discovery::v1::EndpointSlice;
-        "networking.k8s.io", "Ingress" => api::networking::v1::Ingress;
-        "networking.k8s.io", "IngressClass" => api::networking::v1::IngressClass;
-        "coordination.k8s.io", "Lease" => api::coordination::v1::Lease;
-        "events.k8s.io", "Event" => api::events::v1::Event;
-        "policy", "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget;
-        "autoscaling", "HorizontalPodAutoscaler" => api::autoscaling::v2::HorizontalPodAutoscaler;
-    };
-    let mut out = Vec::new();
-    if let Some(known) = known {
-        missing_in(obj, &known, String::new(), &mut out);
-    }
-    out
-}
-
-fn missing_in(given: &Value, known: &Value, path: String, out: &mut Vec<String>) {
-    match (given, known) {
-        (Value::Object(g), Value::Object(k)) => {
-            for (key, v) in g {
-                let p = format!("{path}.{key}");
-                match k.get(key) {
-                    Some(kv) => missing_in(v, kv, p, out),
-                    // `null` values are dropped by decoding without being unknown.
-                    None if !v.is_null() => out.push(p),
-                    None => {}
-                }
-            }
-        }
-        (Value::Array(g), Value::Array(k)) => {
-            for (i, (gv, kv)) in g.iter().zip(k.iter()).enumerate() {
-                missing_in(gv, kv, format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// Sets `slot` to `value` when it is unset (the shape of every `SetDefaults_*` rule).

@@ -1,11 +1,12 @@
 //! The `binding` (pods) and `scale` (deployments, replicasets, statefulsets) subresources.
 
-use niwa_api::{ApiError, Reason, ResourceInfo};
+use niwa_api::{ApiError, ResourceInfo};
 use serde_json::{Value, json};
 
 use super::Rest;
 use super::write::UpdateScope;
 use crate::object;
+use crate::storage::StorageError;
 
 impl Rest {
     /// `POST pods/{name}/binding`: assigns the pod to `target.name`, once.
@@ -24,8 +25,12 @@ impl Rest {
                 vec![niwa_api::Cause::required("target.name")],
             ));
         }
+        let key = Self::key(pods, namespace, name)?;
         for _ in 0..8 {
-            let mut pod = self.get(pods, namespace, name).await?;
+            let Some(stored) = self.storage.get(&key, 0).await? else {
+                return Err(ApiError::not_found(pods, name));
+            };
+            let mut pod = stored.object;
             if object::is_deleting(&pod) {
                 return Err(ApiError::conflict(
                     pods,
@@ -40,52 +45,35 @@ impl Rest {
                     &format!("pod {name} is already assigned to node {current:?}"),
                 ));
             }
+            if !pod["spec"].is_object() {
+                return Err(ApiError::internal(format!("stored pod {name} has no spec")));
+            }
             pod["spec"]["nodeName"] = json!(node);
-            let conditions = pod["status"]["conditions"]
+            if !pod["status"].is_object() {
+                pod["status"] = json!({});
+            }
+            let mut conditions: Vec<Value> = pod["status"]["conditions"]
                 .as_array()
                 .cloned()
-                .unwrap_or_default();
-            let mut conditions: Vec<Value> = conditions
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|c| c["type"] != "PodScheduled")
                 .collect();
             conditions.push(json!({"type": "PodScheduled", "status": "True",
                 "lastTransitionTime": object::now(), "lastProbeTime": null}));
-            // Binding writes spec and status together, as the Kubernetes binding REST does.
-            match self
-                .update_whole(pods, namespace, name, pod, conditions)
-                .await
-            {
-                Err(e)
-                    if e.reason == Reason::Conflict && !e.message.contains("already assigned") =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
+            pod["status"]["conditions"] = Value::Array(conditions);
+            // Binding writes spec.nodeName and the condition together, bypassing the rule that
+            // pod updates may not change the spec (as the Kubernetes binding REST does).
+            match self.storage.update(&key, &pod, stored.revision).await {
                 Ok(_) => {
                     return Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
                         "status": "Success", "code": 201}));
                 }
+                Err(StorageError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
         Err(ApiError::stale(pods, name))
-    }
-
-    async fn update_whole(
-        &self,
-        info: &'static ResourceInfo,
-        namespace: &str,
-        name: &str,
-        mut pod: Value,
-        conditions: Vec<Value>,
-    ) -> Result<Value, ApiError> {
-        let updated = self
-            .update(info, namespace, name, pod.clone(), UpdateScope::Main, false)
-            .await?;
-        pod = updated;
-        pod["status"]["conditions"] = Value::Array(conditions);
-        self.update(info, namespace, name, pod, UpdateScope::Status, false)
-            .await
     }
 
     /// `GET {resource}/{name}/scale` as an `autoscaling/v1` Scale.

@@ -1,6 +1,5 @@
 //! Create, update and status update.
 
-use niwa_api::validation::meta::validate_meta;
 use niwa_api::{ApiError, Reason, ResourceInfo};
 use serde_json::{Value, json};
 
@@ -16,6 +15,8 @@ pub enum UpdateScope {
     Main,
     /// The `status` subresource: only status changes are kept.
     Status,
+    /// The `finalize` subresource of Namespaces: only `spec.finalizers` changes are kept.
+    Finalize,
 }
 
 impl Rest {
@@ -69,24 +70,16 @@ impl Rest {
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
             "selfLink",
+            "generation",
         ] {
             md.remove(k);
         }
+        // The kind's defaults, initial status and validation (every bad field at once).
+        let mut body = niwa_api::kinds::admit_create(info, body)?;
         if kinds::tracks_generation(&body) {
             meta_mut(&mut body).insert("generation".into(), json!(1));
         }
-        if let Some(status) = kinds::initial_status(info) {
-            body["status"] = status;
-        }
-        if info.kind == "Namespace" && info.group.is_empty() {
-            body["spec"] = json!({"finalizers": ["kubernetes"]});
-        }
-
         let name = object::name(&body).to_string();
-        let causes = validate_meta(&body, info.namespaced, kinds::name_rule(info));
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(info, &name, causes));
-        }
         if info.namespaced {
             self.check_namespace_open(object::namespace(&body)).await?;
         }
@@ -158,11 +151,14 @@ impl Rest {
         {
             return Err(ApiError::stale(info, name));
         }
-        let mut updated = merge_update(info, &current.object, body, scope);
-        let causes = validate_meta(&updated, info.namespaced, kinds::name_rule(info));
-        if !causes.is_empty() {
-            return Err(ApiError::invalid(info, name, causes));
-        }
+        let merged = merge_update(info, &current.object, body, scope);
+        let mut updated = match scope {
+            UpdateScope::Main => niwa_api::kinds::admit_update(info, merged, &current.object)?,
+            UpdateScope::Status | UpdateScope::Finalize => {
+                niwa_api::kinds::admit_status_update(info, merged, &current.object)?
+            }
+        };
+        set_generation(&current.object, &mut updated);
         if dry_run {
             object::set_resource_version(&mut updated, current.revision);
             return Ok(updated);
@@ -198,6 +194,19 @@ fn merge_update(info: &ResourceInfo, current: &Value, body: Value, scope: Update
         UpdateScope::Status => {
             let mut next = current.clone();
             next["status"] = body.get("status").cloned().unwrap_or(Value::Null);
+            next
+        }
+        UpdateScope::Finalize => {
+            let mut next = current.clone();
+            let finalizers = body["spec"]["finalizers"].clone();
+            if !next["spec"].is_object() {
+                next["spec"] = json!({});
+            }
+            next["spec"]["finalizers"] = if finalizers.is_null() {
+                json!([])
+            } else {
+                finalizers
+            };
             next
         }
         UpdateScope::Main => {
@@ -236,22 +245,28 @@ fn merge_update(info: &ResourceInfo, current: &Value, body: Value, scope: Update
         }
     }
     md.remove("resourceVersion");
-    if kinds::tracks_generation(&updated) {
-        let old_gen = current["metadata"]["generation"].as_i64().unwrap_or(0);
-        let changed = object::spec_part(current) != object::spec_part(&updated);
-        let generation = if changed || old_gen == 0 {
-            old_gen + 1
-        } else {
-            old_gen
-        };
-        meta_mut(&mut updated).insert("generation".into(), json!(generation));
-    }
     if updated.get("status").is_some_and(Value::is_null)
         && let Some(obj) = updated.as_object_mut()
     {
         obj.remove("status");
     }
     updated
+}
+
+/// `metadata.generation` follows spec changes (compared after defaulting, so a body that omits
+/// defaulted fields is not a change).
+fn set_generation(current: &Value, updated: &mut Value) {
+    if !kinds::tracks_generation(updated) {
+        return;
+    }
+    let old_gen = current["metadata"]["generation"].as_i64().unwrap_or(0);
+    let changed = object::spec_part(current) != object::spec_part(updated);
+    let generation = if changed || old_gen == 0 {
+        old_gen + 1
+    } else {
+        old_gen
+    };
+    meta_mut(updated).insert("generation".into(), json!(generation));
 }
 
 #[cfg(test)]
@@ -268,14 +283,16 @@ mod tests {
             "creationTimestamp": "t"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
         let body = json!({"metadata": {"name": "d", "uid": "forged", "labels": {"a": "b"}},
             "spec": {"replicas": 3}, "status": {"replicas": 99}});
-        let next = merge_update(deploy, &current, body, UpdateScope::Main);
+        let mut next = merge_update(deploy, &current, body, UpdateScope::Main);
+        set_generation(&current, &mut next);
         assert_eq!(next["metadata"]["uid"], "u1");
         assert_eq!(next["metadata"]["generation"], 2);
         assert_eq!(next["status"]["replicas"], 1);
         assert_eq!(next["metadata"]["labels"]["a"], "b");
         let same_spec =
             json!({"metadata": {"name": "d", "labels": {"x": "y"}}, "spec": {"replicas": 1}});
-        let next = merge_update(deploy, &current, same_spec, UpdateScope::Main);
+        let mut next = merge_update(deploy, &current, same_spec, UpdateScope::Main);
+        set_generation(&current, &mut next);
         assert_eq!(next["metadata"]["generation"], 1);
         let status = json!({"spec": {"replicas": 7}, "status": {"replicas": 2}});
         let next = merge_update(deploy, &current, status, UpdateScope::Status);

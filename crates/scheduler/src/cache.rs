@@ -70,9 +70,36 @@ impl Cache {
         self.pods.get(uid).map(|p| p.node.as_str())
     }
 
+    pub fn pod(&self, uid: &str) -> Option<Arc<PodInfo>> {
+        self.pods.get(uid).map(|p| p.pod.clone())
+    }
+
+    pub fn pod_uids(&self) -> Vec<String> {
+        self.pods.keys().cloned().collect()
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, e)| e.info.is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub fn node_static(&self, name: &str) -> Option<Arc<NodeStatic>> {
+        self.nodes
+            .get(name)
+            .and_then(|e| e.info.as_ref())
+            .map(|i| i.node.clone())
+    }
+
     /// Adds or replaces a node (keeping its pods).
     pub fn set_node(&mut self, node: Arc<Node>) {
-        let stat = Arc::new(NodeStatic::new(node));
+        self.set_node_static(Arc::new(NodeStatic::new(node)));
+    }
+
+    /// Adds or replaces a node from its parsed form.
+    pub fn set_node_static(&mut self, stat: Arc<NodeStatic>) {
         let name = stat.name.clone();
         let entry = self.nodes.entry(name.clone()).or_default();
         match &mut entry.info {

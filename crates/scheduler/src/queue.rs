@@ -187,6 +187,10 @@ impl SchedulingQueue {
         c
     }
 
+    pub fn uids(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
     pub fn contains(&self, uid: &str) -> bool {
         self.entries.contains_key(uid)
     }

@@ -246,16 +246,12 @@ impl RouteTable {
         self.tls.iter().map(|(_, s)| s).collect()
     }
 
-    /// Every Service any rule or default backend names.
-    pub fn services(&self) -> impl Iterator<Item = &ObjectKey> {
+    /// Every backend any rule or default backend names (with repeats).
+    pub fn all_backends(&self) -> impl Iterator<Item = &Backend> {
         self.hosts
             .iter()
             .flat_map(|(_, routes)| routes.iter().map(|r| &r.backend))
             .chain(self.default_backend.iter().map(|(b, _)| b))
-            .filter_map(|b| match b {
-                Backend::Service { service, .. } => Some(service),
-                Backend::Invalid { .. } => None,
-            })
     }
 }
 

@@ -173,6 +173,13 @@ impl DataPlane {
             .count()
     }
 
+    /// Whether some Service address could not be bound (retried on the next apply).
+    pub fn has_failures(&self) -> bool {
+        self.running
+            .values()
+            .any(|r| matches!(r.socket, SocketState::Failed(_)))
+    }
+
     /// Makes the sockets match `desired`. Failed binds are retried on every apply.
     pub fn apply(&mut self, desired: &BTreeMap<ListenerKey, ListenerSpec>) -> ApplyReport {
         let mut report = ApplyReport::default();

@@ -102,7 +102,8 @@ fn flow_for(
     flows: &Flows,
     stop: &CancellationToken,
 ) -> Option<Arc<Flow>> {
-    if let Some(flow) = flows.lock().get(&client).cloned() {
+    let existing = flows.lock().get(&client).cloned();
+    if let Some(flow) = existing {
         if balancer.backends().contains(&flow.backend) && !flow.stop.is_cancelled() {
             return Some(flow);
         }

@@ -1,0 +1,312 @@
+//! A control plane, one niwa-proxy in-process, and backends (plain TCP/UDP servers that name
+//! themselves) on the test's own random 127.x block.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use niwa_client::Api;
+use niwa_testkit::ControlPlane;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const NODE: &str = "node-a";
+
+/// A third octet no other test of this process uses, and unlikely to be used by another process.
+fn block() -> u8 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    ((seed % 200) + n * 37 % 200) as u8 % 250 + 2
+}
+
+pub struct Env {
+    pub cp: ControlPlane,
+    pub block: u8,
+    pub node_ip: IpAddr,
+    pub metrics: SocketAddr,
+    shutdown: CancellationToken,
+    proxy: Option<JoinHandle<()>>,
+    backends: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        for b in &self.backends {
+            b.abort();
+        }
+    }
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        let cp = ControlPlane::start().await;
+        let block = block();
+        let node_ip = IpAddr::V4(Ipv4Addr::new(127, 1, block, 1));
+        let shutdown = CancellationToken::new();
+        let mut config = niwa_proxy::ProxyConfig::new(&cp.api_url(), NODE, node_ip);
+        config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.limits.connect_timeout = Duration::from_secs(2);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let token = shutdown.clone();
+        let proxy = tokio::spawn(async move {
+            if let Err(e) = niwa_proxy::run(config, token, Some(tx)).await {
+                eprintln!("proxy failed: {e}");
+            }
+        });
+        let metrics = rx.await.expect("proxy started");
+        Env {
+            cp,
+            block,
+            node_ip,
+            metrics,
+            shutdown,
+            proxy: Some(proxy),
+            backends: Vec::new(),
+        }
+    }
+
+    /// 127.96.<block>.n — a ClusterIP of this test.
+    pub fn cluster_ip(&self, n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 96, self.block, n))
+    }
+
+    /// 127.244.<block>.n — a pod IP of this test.
+    pub fn pod_ip(&self, n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 244, self.block, n))
+    }
+
+    /// 127.200.<block>.n — a LoadBalancer IP of this test.
+    pub fn lb_ip(&self, n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 200, self.block, n))
+    }
+
+    pub fn services(&self) -> Api<Service> {
+        self.cp.client().namespaced("default")
+    }
+
+    pub fn slices(&self) -> Api<EndpointSlice> {
+        self.cp.client().namespaced("default")
+    }
+
+    pub async fn create_service(&self, name: &str, spec: Value) -> Service {
+        let svc: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec
+        }))
+        .expect("service");
+        self.services()
+            .create(&svc)
+            .await
+            .unwrap_or_else(|e| panic!("create service {name}: {e}"))
+    }
+
+    /// Creates or replaces the slice `name` of Service `service` with `endpoints`
+    /// (`(ip, ready, node)`) on the named ports `(name, port, protocol)`.
+    pub async fn put_slice(
+        &self,
+        name: &str,
+        service: &str,
+        ports: &[(&str, u16, &str)],
+        endpoints: &[(IpAddr, bool, &str)],
+    ) {
+        let ports: Vec<Value> = ports
+            .iter()
+            .map(|(n, p, proto)| json!({"name": n, "port": p, "protocol": proto}))
+            .collect();
+        let endpoints: Vec<Value> = endpoints
+            .iter()
+            .map(|(ip, ready, node)| {
+                json!({"addresses": [ip.to_string()], "nodeName": node,
+                       "conditions": {"ready": ready, "serving": ready, "terminating": false}})
+            })
+            .collect();
+        let mut slice: EndpointSlice = serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "ports": ports,
+            "endpoints": endpoints
+        }))
+        .expect("slice");
+        let api = self.slices();
+        match api.get_opt(name).await.expect("get slice") {
+            Some(old) => {
+                slice.metadata.resource_version = old.metadata.resource_version;
+                api.replace(&slice).await.expect("replace slice");
+            }
+            None => {
+                api.create(&slice).await.expect("create slice");
+            }
+        }
+    }
+
+    /// Starts TCP backends on each IP, all on one port; each answers every connection with
+    /// `name\n`, then echoes what it reads.
+    pub async fn tcp_backends(&mut self, ips: &[IpAddr]) -> u16 {
+        let first = TcpListener::bind(SocketAddr::new(ips[0], 0))
+            .await
+            .expect("bind backend");
+        let port = first.local_addr().expect("addr").port();
+        let mut listeners = vec![first];
+        for ip in &ips[1..] {
+            listeners.push(
+                TcpListener::bind(SocketAddr::new(*ip, port))
+                    .await
+                    .expect("bind backend"),
+            );
+        }
+        for listener in listeners {
+            let name = format!("backend-{}", listener.local_addr().expect("addr").ip());
+            self.backends.push(tokio::spawn(async move {
+                loop {
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        if stream
+                            .write_all(format!("{name}\n").as_bytes())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => {
+                                    if stream.write_all(&buf[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+            }));
+        }
+        port
+    }
+
+    /// UDP backends: each answers a datagram with `name:payload`.
+    pub async fn udp_backends(&mut self, ips: &[IpAddr]) -> u16 {
+        let first = UdpSocket::bind(SocketAddr::new(ips[0], 0))
+            .await
+            .expect("bind backend");
+        let port = first.local_addr().expect("addr").port();
+        let mut sockets = vec![first];
+        for ip in &ips[1..] {
+            sockets.push(
+                UdpSocket::bind(SocketAddr::new(*ip, port))
+                    .await
+                    .expect("bind backend"),
+            );
+        }
+        for socket in sockets {
+            let name = format!("backend-{}", socket.local_addr().expect("addr").ip());
+            self.backends.push(tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                loop {
+                    let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                        return;
+                    };
+                    let mut reply = format!("{name}:").into_bytes();
+                    reply.extend_from_slice(&buf[..n]);
+                    let _ = socket.send_to(&reply, from).await;
+                }
+            }));
+        }
+        port
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        let mut s = TcpStream::connect(self.metrics).await.expect("metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        out
+    }
+}
+
+/// Connects and reads the backend's name line (the connection stays open in the result).
+pub async fn connect_name(addr: SocketAddr) -> std::io::Result<(String, TcpStream)> {
+    connect_name_from(addr, None).await
+}
+
+/// As [`connect_name`], from a chosen local IP (a distinct "client").
+pub async fn connect_name_from(
+    addr: SocketAddr,
+    local: Option<IpAddr>,
+) -> std::io::Result<(String, TcpStream)> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    Ok((String::from_utf8_lossy(&line).into_owned(), stream))
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, or panics after `within` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > within {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `addr` accepts and answers, returning the first backend name.
+pub async fn wait_serving(addr: SocketAddr) -> String {
+    eventually(
+        &format!("{addr} to serve"),
+        Duration::from_secs(10),
+        || async { connect_name(addr).await.ok().map(|(name, _)| name) },
+    )
+    .await
+}

@@ -1,3 +1,129 @@
 //! `niwa-controller-manager`: flags, logging, signals; everything else is in the library.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use niwa_controller_manager::Config;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "niwa-controller-manager",
+    version,
+    about = "niwa's controller-manager (Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs, CronJobs)"
+)]
+struct Args {
+    /// The apiserver's URL.
+    #[arg(long, env = "NIWA_APISERVER", default_value = "http://127.0.0.1:6443")]
+    apiserver: String,
+    /// Controllers to run: `*` (all on by default), `name`, `-name` (Kubernetes' syntax).
+    #[arg(
+        long,
+        env = "NIWA_CONTROLLERS",
+        default_value = "*",
+        value_delimiter = ','
+    )]
+    controllers: Vec<String>,
+    /// Elect a leader on the `kube-system/kube-controller-manager` Lease before running.
+    #[arg(long, env = "NIWA_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    #[arg(
+        long,
+        env = "NIWA_LEADER_ELECT_LEASE_DURATION",
+        default_value = "15",
+        value_name = "SECONDS"
+    )]
+    leader_elect_lease_duration: u64,
+    #[arg(
+        long,
+        env = "NIWA_LEADER_ELECT_RENEW_DEADLINE",
+        default_value = "10",
+        value_name = "SECONDS"
+    )]
+    leader_elect_renew_deadline: u64,
+    #[arg(
+        long,
+        env = "NIWA_LEADER_ELECT_RETRY_PERIOD",
+        default_value = "2",
+        value_name = "SECONDS"
+    )]
+    leader_elect_retry_period: u64,
+    /// Where /healthz, /readyz, /livez and /metrics are served.
+    #[arg(
+        long,
+        env = "NIWA_CONTROLLER_MANAGER_METRICS_LISTEN",
+        default_value = "127.0.0.1:10257"
+    )]
+    metrics_listen: SocketAddr,
+    #[arg(long, default_value_t = 5)]
+    concurrent_replicaset_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_deployment_syncs: usize,
+    #[arg(long, default_value_t = 2)]
+    concurrent_daemonset_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_statefulset_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_job_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_cron_job_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_ttl_after_finished_syncs: usize,
+    /// Pod CIDR for node IPAM (cluster controllers).
+    #[arg(long, env = "NIWA_CLUSTER_CIDR", default_value = "127.244.0.0/16")]
+    cluster_cidr: String,
+    /// LoadBalancer address pool (cluster controllers).
+    #[arg(long, env = "NIWA_LB_POOL", default_value = "127.200.0.0/24")]
+    lb_pool: String,
+    /// Log format: text or json.
+    #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        signal.cancel();
+    });
+    let mut config = Config::new(&args.apiserver);
+    config.controllers = args.controllers;
+    config.leader_election.enabled = args.leader_elect;
+    config.leader_election.lease_duration = Duration::from_secs(args.leader_elect_lease_duration);
+    config.leader_election.renew_deadline = Duration::from_secs(args.leader_elect_renew_deadline);
+    config.leader_election.retry_period = Duration::from_secs(args.leader_elect_retry_period);
+    config.metrics_listen = Some(args.metrics_listen);
+    config.concurrency.replicaset = args.concurrent_replicaset_syncs;
+    config.concurrency.deployment = args.concurrent_deployment_syncs;
+    config.concurrency.daemonset = args.concurrent_daemonset_syncs;
+    config.concurrency.statefulset = args.concurrent_statefulset_syncs;
+    config.concurrency.job = args.concurrent_job_syncs;
+    config.concurrency.cronjob = args.concurrent_cron_job_syncs;
+    config.concurrency.ttl_after_finished = args.concurrent_ttl_after_finished_syncs;
+    config.cluster_cidr = args.cluster_cidr;
+    config.lb_pool = args.lb_pool;
+    niwa_controller_manager::run(config, shutdown).await?;
+    Ok(())
+}

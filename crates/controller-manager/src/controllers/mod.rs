@@ -1,10 +1,188 @@
-//! Every controller of the controller-manager, one directory each (decision core + shell), and the
-//! list that `--controllers` selects from.
+//! Every controller of the controller-manager, one directory each (an IO-free `core` with the
+//! decisions, and the shell in its `mod.rs`), the list `--controllers` selects from
+//! ([`CONTROLLERS`]), and what the shells share ([`Shared`]).
+//!
+//! Adding a controller: a directory here, an entry in [`CONTROLLERS`] and a branch in [`start`].
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use niwa_client::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::events::EventSink;
+use crate::informer::Informer;
+use crate::util::expectations::Seen;
+use selection::ControllerName;
 
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod job;
+pub mod pod_control;
 pub mod replicaset;
 pub mod selection;
 pub mod statefulset;
+
+/// The controllers this binary runs, with Kubernetes' names.
+pub const CONTROLLERS: &[ControllerName] = &[
+    ControllerName {
+        name: "replicaset-controller",
+        alias: "replicaset",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "deployment-controller",
+        alias: "deployment",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "daemonset-controller",
+        alias: "daemonset",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "statefulset-controller",
+        alias: "statefulset",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "job-controller",
+        alias: "job",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "cronjob-controller",
+        alias: "cronjob",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "ttl-after-finished-controller",
+        alias: "ttl-after-finished",
+        enabled_by_default: true,
+    },
+];
+
+/// Workers per controller (`--concurrent-*-syncs`; Kubernetes' defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrency {
+    pub replicaset: usize,
+    pub deployment: usize,
+    pub daemonset: usize,
+    pub statefulset: usize,
+    pub job: usize,
+    pub cronjob: usize,
+    pub ttl_after_finished: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency {
+            replicaset: 5,
+            deployment: 5,
+            daemonset: 2,
+            statefulset: 5,
+            job: 5,
+            cronjob: 5,
+            ttl_after_finished: 5,
+        }
+    }
+}
+
+/// What every controller shell uses: the client, the shared informers, the event sink, the clock.
+#[derive(Clone)]
+pub struct Shared {
+    pub client: Client,
+    pub pods: Informer<Pod>,
+    /// Started only when a controller that needs nodes runs.
+    pub nodes: Option<Informer<Node>>,
+    pub events: EventSink,
+    pub clock: Clock,
+    pub concurrency: Concurrency,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// What the pod cache says about `namespace/name` (for expectations).
+    pub fn pod_seen(&self, namespace: &str, name: &str) -> Seen {
+        let key = niwa_client::ObjectRef::new(name).within(namespace);
+        match self.pods.store().get(&key) {
+            None => Seen::Absent,
+            Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
+            Some(_) => Seen::Present,
+        }
+    }
+
+    /// The cached pods of one namespace.
+    pub fn pods_in(&self, namespace: &str) -> Vec<Arc<Pod>> {
+        self.pods
+            .store()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+    }
+}
+
+/// The key of the `kind` object controlling the pod of a change (none for Resync or other owners).
+pub fn owner_key(change: &crate::informer::Change<Pod>, kind: &str) -> Vec<niwa_client::ObjectRef> {
+    let Some(pod) = change.object() else {
+        return Vec::new();
+    };
+    crate::util::owner::controller_of(&pod.metadata)
+        .filter(|c| c.kind == kind)
+        .map(|c| {
+            niwa_client::ObjectRef::new(&c.name)
+                .within(pod.metadata.namespace.as_deref().unwrap_or(""))
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Perform one revision-history write (AlreadyExists and NotFound mean it is already done).
+pub async fn write_revision(
+    api: &niwa_client::Api<k8s_openapi::api::apps::v1::ControllerRevision>,
+    step: crate::util::revision::RevisionStep,
+) -> Result<(), niwa_client::Error> {
+    use crate::util::revision::RevisionStep;
+    let result = match step {
+        RevisionStep::Create(rev) => api.create(&rev).await.map(|_| ()),
+        RevisionStep::Bump(name, n) => api
+            .patch(
+                &name,
+                &niwa_client::Patch::Merge(serde_json::json!({"revision": n})),
+            )
+            .await
+            .map(|_| ()),
+        RevisionStep::Delete(name) => api.delete(&name, &Default::default()).await.map(|_| ()),
+    };
+    match result {
+        Err(e) if e.is_already_exists() || e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether a controller needs the node informer.
+pub fn needs_nodes(name: &str) -> bool {
+    name == "daemonset-controller"
+}
+
+/// Run controller `name` until `shutdown`.
+pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: CancellationToken) {
+    tracing::info!(controller = name, "starting");
+    match name {
+        "replicaset-controller" => replicaset::run(shared, shutdown).await,
+        "deployment-controller" => deployment::run(shared, shutdown).await,
+        "daemonset-controller" => daemonset::run(shared, shutdown).await,
+        "statefulset-controller" => statefulset::run(shared, shutdown).await,
+        "job-controller" => job::run(shared, shutdown).await,
+        "cronjob-controller" => cronjob::run(shared, shutdown).await,
+        "ttl-after-finished-controller" => job::ttl::run(shared, shutdown).await,
+        other => tracing::error!(controller = other, "no such controller"),
+    }
+}

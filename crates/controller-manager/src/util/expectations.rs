@@ -1,24 +1,35 @@
 //! Controller expectations (Kubernetes' `ControllerExpectations` / `UIDTrackingControllerExpectations`):
-//! after a controller creates or deletes N pods it expects to *see* those N events in its cache before
-//! it trusts the cache again — otherwise a sync that runs before the watch catches up would create (or
-//! delete) the same pods twice. Entries expire after [`EXPECTATIONS_TIMEOUT`] so a lost event cannot
-//! wedge a controller forever.
+//! after a controller creates or deletes pods it must *see* those changes in its cache before it
+//! trusts the cache again — otherwise a sync that runs before the watch catches up would create (or
+//! delete) the same pods twice.
 //!
-//! IO-free: the caller passes the clock (`Instant`).
+//! niwa tracks names rather than counts: the pods a sync created (their generated names come back
+//! from the apiserver) must appear in the cache, and the pods it deleted must be gone from it or be
+//! terminating. The check reads the cache itself, so no event hook is needed and a restarted
+//! controller (with no expectations) simply trusts a fresh list. Entries expire after
+//! [`EXPECTATIONS_TIMEOUT`] so a lost event cannot wedge a controller.
+//!
+//! IO-free: the caller passes the clock (`Instant`) and a view of the cache.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long unfulfilled expectations are trusted (Kubernetes: 5 minutes).
 pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// What the cache says about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Absent,
+    Present,
+    Terminating,
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
-    adds: i64,
-    dels: i64,
-    /// Keys (namespace/name) of the objects whose deletion we are waiting to observe.
-    deleting: HashSet<String>,
+    created: Vec<String>,
+    deleted: Vec<String>,
     set_at: Instant,
 }
 
@@ -34,95 +45,89 @@ impl Expectations {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // A panic while holding this lock cannot leave the map inconsistent (every update is one
-        // assignment), so a poisoned lock is still usable.
+        // Every update under this lock is one insert/remove: a poisoned map is still consistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the controller may trust its cache for `key`: no record, all observed, or expired.
-    pub fn satisfied(&self, key: &str, now: Instant) -> bool {
-        match self.lock().get(key) {
-            None => true,
-            Some(e) => {
-                (e.adds <= 0 && e.dels <= 0) || now.duration_since(e.set_at) > EXPECTATIONS_TIMEOUT
-            }
+    /// Whether the controller may trust its cache for `key`. `seen(name)` looks a pod up in the
+    /// cache. A satisfied or expired entry is dropped.
+    pub fn satisfied(&self, key: &str, now: Instant, seen: impl Fn(&str) -> Seen) -> bool {
+        let mut map = self.lock();
+        let Some(e) = map.get(key) else {
+            return true;
+        };
+        let done = now.duration_since(e.set_at) > EXPECTATIONS_TIMEOUT
+            || (e.created.iter().all(|n| seen(n) != Seen::Absent)
+                && e.deleted.iter().all(|n| seen(n) != Seen::Present));
+        if done {
+            map.remove(key);
         }
+        done
     }
 
-    /// Record that `adds` creations and the deletions of `deleting` keys are on their way.
-    pub fn expect(&self, key: &str, adds: usize, deleting: &[String], now: Instant) {
+    /// Record what a sync created and deleted (names as the apiserver reported them).
+    pub fn expect(&self, key: &str, created: Vec<String>, deleted: Vec<String>, now: Instant) {
+        if created.is_empty() && deleted.is_empty() {
+            return;
+        }
         self.lock().insert(
             key.to_string(),
             Entry {
-                adds: adds as i64,
-                dels: deleting.len() as i64,
-                deleting: deleting.iter().cloned().collect(),
+                created,
+                deleted,
                 set_at: now,
             },
         );
-    }
-
-    /// A creation was observed (or a create call failed, so it will never be observed).
-    pub fn creation_observed(&self, key: &str) {
-        if let Some(e) = self.lock().get_mut(key) {
-            e.adds -= 1;
-        }
-    }
-
-    /// The deletion of `object_key` was observed (or the delete call failed).
-    pub fn deletion_observed(&self, key: &str, object_key: &str) {
-        if let Some(e) = self.lock().get_mut(key)
-            && e.deleting.remove(object_key)
-        {
-            e.dels -= 1;
-        }
     }
 
     /// Forget everything about `key` (its controller object was deleted).
     pub fn forget(&self, key: &str) {
         self.lock().remove(key);
     }
-
-    /// Outstanding (adds, dels) for `key`, for logs and tests.
-    pub fn pending(&self, key: &str) -> (i64, i64) {
-        self.lock()
-            .get(key)
-            .map(|e| (e.adds, e.dels))
-            .unwrap_or((0, 0))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap as Map;
 
     #[test]
-    fn creations_and_deletions_must_be_observed() {
+    fn created_must_appear_and_deleted_must_go() {
         let ex = Expectations::new();
         let t0 = Instant::now();
-        assert!(ex.satisfied("ns/rs", t0));
-        ex.expect("ns/rs", 2, &["ns/p1".to_string()], t0);
-        assert!(!ex.satisfied("ns/rs", t0));
-        ex.creation_observed("ns/rs");
-        ex.creation_observed("ns/rs");
-        assert!(!ex.satisfied("ns/rs", t0));
-        ex.deletion_observed("ns/rs", "ns/other");
-        assert!(!ex.satisfied("ns/rs", t0));
-        ex.deletion_observed("ns/rs", "ns/p1");
-        // A second observation of the same deletion does not count twice.
-        ex.deletion_observed("ns/rs", "ns/p1");
-        assert_eq!(ex.pending("ns/rs"), (0, 0));
-        assert!(ex.satisfied("ns/rs", t0));
+        let mut cache: Map<&str, Seen> = Map::from([("old", Seen::Present)]);
+        assert!(ex.satisfied("ns/rs", t0, |n| {
+            cache.get(n).copied().unwrap_or(Seen::Absent)
+        }));
+        ex.expect(
+            "ns/rs",
+            vec!["a".into(), "b".into()],
+            vec!["old".into()],
+            t0,
+        );
+        fn look<'a>(c: &'a Map<&str, Seen>) -> impl Fn(&str) -> Seen + 'a {
+            move |n| c.get(n).copied().unwrap_or(Seen::Absent)
+        }
+        assert!(!ex.satisfied("ns/rs", t0, look(&cache)));
+        cache.insert("a", Seen::Present);
+        cache.insert("b", Seen::Present);
+        assert!(
+            !ex.satisfied("ns/rs", t0, look(&cache)),
+            "old still present"
+        );
+        cache.insert("old", Seen::Terminating);
+        assert!(ex.satisfied("ns/rs", t0, look(&cache)));
     }
 
     #[test]
-    fn expectations_expire() {
+    fn expectations_expire_and_can_be_forgotten() {
         let ex = Expectations::new();
         let t0 = Instant::now();
-        ex.expect("k", 1, &[], t0);
-        assert!(!ex.satisfied("k", t0 + Duration::from_secs(299)));
-        assert!(ex.satisfied("k", t0 + Duration::from_secs(301)));
+        ex.expect("k", vec!["never".into()], vec![], t0);
+        assert!(!ex.satisfied("k", t0 + Duration::from_secs(299), |_| Seen::Absent));
+        assert!(ex.satisfied("k", t0 + Duration::from_secs(301), |_| Seen::Absent));
+        ex.expect("k", vec!["never".into()], vec![], t0);
         ex.forget("k");
-        assert!(ex.satisfied("k", t0));
+        assert!(ex.satisfied("k", t0, |_| Seen::Absent));
     }
 }

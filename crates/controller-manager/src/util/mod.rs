@@ -7,3 +7,4 @@ pub mod owner;
 pub mod pod;
 pub mod revision;
 pub mod scheduling;
+pub mod semantic;

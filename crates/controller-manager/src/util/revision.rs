@@ -35,7 +35,9 @@ pub fn template_of(rev: &ControllerRevision) -> Option<PodTemplateSpec> {
 
 /// Whether a revision stores exactly this template.
 pub fn matches(rev: &ControllerRevision, template: &PodTemplateSpec) -> bool {
-    rev.data.as_ref().map(|d| &d.0) == Some(&template_patch(template))
+    rev.data.as_ref().is_some_and(|d| {
+        super::semantic::normalize(&d.0) == super::semantic::normalize(&template_patch(template))
+    })
 }
 
 /// A new revision of `template` for `owner` (`<owner>-<hash>`); labels are the owner's selector
@@ -94,6 +96,47 @@ pub fn update_revision(
         }
         Some(r) => RevisionAction::Bump(r.metadata.name.clone().unwrap_or_default(), max + 1),
         None => RevisionAction::Create(Box::new(make(max + 1))),
+    }
+}
+
+/// A write to a controller's revision history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RevisionStep {
+    Create(Box<ControllerRevision>),
+    /// Raise an existing revision's number (a rollback to an earlier template).
+    Bump(String, i64),
+    Delete(String),
+}
+
+/// The update revision's name for `template`, and the write that makes it current (if any).
+pub fn resolve(
+    revisions: &[&ControllerRevision],
+    template: &PodTemplateSpec,
+    make: impl FnOnce(i64) -> ControllerRevision,
+) -> (String, Option<RevisionStep>) {
+    match update_revision(revisions, template, make) {
+        RevisionAction::Current(name) => (name, None),
+        RevisionAction::Bump(name, n) => (name.clone(), Some(RevisionStep::Bump(name, n))),
+        RevisionAction::Create(rev) => (
+            rev.metadata.name.clone().unwrap_or_default(),
+            Some(RevisionStep::Create(rev)),
+        ),
+    }
+}
+
+/// Apply a step to an in-memory history (the golden tests' apiserver).
+pub fn apply_in_memory(history: &mut Vec<ControllerRevision>, step: &RevisionStep) {
+    match step {
+        RevisionStep::Create(r) => history.push((**r).clone()),
+        RevisionStep::Bump(name, n) => {
+            if let Some(r) = history
+                .iter_mut()
+                .find(|r| r.metadata.name.as_ref() == Some(name))
+            {
+                r.revision = *n;
+            }
+        }
+        RevisionStep::Delete(name) => history.retain(|r| r.metadata.name.as_ref() != Some(name)),
     }
 }
 

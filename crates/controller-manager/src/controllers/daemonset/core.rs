@@ -21,16 +21,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::controllers::deployment::util::scaled_value;
 use crate::util::owner;
 use crate::util::pod as podutil;
-use crate::util::revision::{self, REVISION_HASH_LABEL, RevisionAction};
+use crate::util::revision::{self, REVISION_HASH_LABEL, RevisionStep};
 use crate::util::scheduling::should_run;
 
 pub const TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    CreateRevision(Box<ControllerRevision>),
-    BumpRevision(String, i64),
-    DeleteRevision(String),
+    /// A write to the revision history.
+    Revision(RevisionStep),
     /// Create a pod for this node.
     CreatePod {
         node: String,
@@ -241,26 +240,19 @@ pub fn sync(
         .as_ref()
         .map(|s| s.template.clone())
         .unwrap_or_default();
-    let hash = match revision::update_revision(revisions, &stored, |n| {
-        revision::new_revision(
-            &ds.metadata,
-            oref.clone(),
-            sel_labels.clone(),
-            &stored,
-            n,
-            original.collision_count,
-        )
-    }) {
-        RevisionAction::Current(n) => n,
-        RevisionAction::Bump(n, v) => {
-            steps.push(Step::BumpRevision(n.clone(), v));
-            n
-        }
-        RevisionAction::Create(r) => {
-            let n = r.metadata.name.clone().unwrap_or_default();
-            steps.push(Step::CreateRevision(r));
-            n
-        }
+    let hash = {
+        let (name, step) = revision::resolve(revisions, &stored, |n| {
+            revision::new_revision(
+                &ds.metadata,
+                oref.clone(),
+                sel_labels.clone(),
+                &stored,
+                n,
+                original.collision_count,
+            )
+        });
+        steps.extend(step.map(Step::Revision));
+        name
     };
     let min_ready = min_ready(ds);
 
@@ -490,7 +482,7 @@ pub fn sync(
         &in_use,
         spec.revision_history_limit.unwrap_or(10),
     ) {
-        steps.push(Step::DeleteRevision(name));
+        steps.push(Step::Revision(RevisionStep::Delete(name)));
     }
     if status != original {
         steps.push(Step::UpdateStatus(status));

@@ -1,5 +1,271 @@
 //! Deployment controller: ReplicaSets per pod template, rolling update / Recreate, revisions and
 //! rollback, proportional scaling, progress deadline. Decisions in [`core`], helpers in [`util`].
+//!
+//! The shell: a [`niwa_client::Controller`] over Deployments that also watches ReplicaSets (a
+//! ReplicaSet's controller, or every Deployment selecting an orphan) and pod deletions (Recreate
+//! waits for the old pods to be gone). Each reconcile claims ReplicaSets, runs [`core::sync`] and
+//! performs its steps in order, stopping at the first failure.
 
 pub mod core;
 pub mod util;
+
+use std::sync::Arc;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use niwa_client::runtime::watcher;
+use niwa_client::{Action, Api, Controller, DeleteParams, ObjectRef, Patch, ResourceExt, Store};
+use tokio_util::sync::CancellationToken;
+
+use self::core::Step;
+use super::Shared;
+use crate::informer::Change;
+use crate::util::owner::{self, Claim};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentControllerError {
+    #[error(transparent)]
+    Api(#[from] niwa_client::Error),
+    #[error("invalid selector: {0}")]
+    Selector(#[from] niwa_api::selector::SelectorError),
+    #[error(transparent)]
+    Spec(#[from] util::DeploymentError),
+    #[error("the ReplicaSet store is not running")]
+    NoStore,
+}
+
+struct Ctx {
+    shared: Arc<Shared>,
+    replica_sets: Store<ReplicaSet>,
+}
+
+fn selector(
+    d: &Deployment,
+) -> Result<niwa_api::selector::LabelSelector, niwa_api::selector::SelectorError> {
+    niwa_api::selector::LabelSelector::from_api(d.spec.as_ref().map(|s| &s.selector))
+}
+
+/// The Deployments a ReplicaSet change concerns: its controller, or those selecting an orphan.
+fn keys_for_rs(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Vec<ObjectRef> {
+    let ns = rs.metadata.namespace.clone().unwrap_or_default();
+    if let Some(c) = owner::controller_of(&rs.metadata) {
+        return if c.kind == "Deployment" {
+            vec![ObjectRef::new(&c.name).within(&ns)]
+        } else {
+            Vec::new()
+        };
+    }
+    let labels = rs.metadata.labels.clone().unwrap_or_default();
+    deployments
+        .filter(|d| {
+            d.metadata.namespace.as_deref() == Some(ns.as_str())
+                && selector(d).is_ok_and(|s| !s.is_everything() && s.matches(&labels))
+        })
+        .iter()
+        .map(|d| d.object_ref())
+        .collect()
+}
+
+/// A deleted pod of one of a Deployment's ReplicaSets requeues the Deployment (Recreate waits for
+/// the old pods to be gone).
+fn keys_for_pod(change: &Change<Pod>, replica_sets: &Store<ReplicaSet>) -> Vec<ObjectRef> {
+    let Change::Deleted(pod) = change else {
+        return Vec::new();
+    };
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let Some(c) = owner::controller_of(&pod.metadata).filter(|c| c.kind == "ReplicaSet") else {
+        return Vec::new();
+    };
+    replica_sets
+        .get(&ObjectRef::new(&c.name).within(&ns))
+        .and_then(|rs| {
+            owner::controller_of(&rs.metadata)
+                .filter(|o| o.kind == "Deployment")
+                .map(|o| ObjectRef::new(&o.name).within(&ns))
+        })
+        .into_iter()
+        .collect()
+}
+
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let controller = Controller::new(
+        shared.client.all::<Deployment>(),
+        watcher::Config::default(),
+    );
+    let deployments = controller.store();
+    let controller = controller.watches(
+        shared.client.all::<ReplicaSet>(),
+        watcher::Config::default(),
+        move |rs: &ReplicaSet| keys_for_rs(rs, &deployments),
+    );
+    let Some(replica_sets) = controller.store_for::<ReplicaSet>() else {
+        tracing::error!("deployment controller: no ReplicaSet store");
+        return;
+    };
+    let rs_for_pods = replica_sets.clone();
+    let pod_keys = shared
+        .pods
+        .subscribe()
+        .flat_map(move |c| stream::iter(keys_for_pod(&c, &rs_for_pods)));
+    shared.pods.store().wait_until_ready().await;
+    let workers = shared.concurrency.deployment;
+    let ctx = Arc::new(Ctx {
+        shared,
+        replica_sets,
+    });
+    controller
+        .reconcile_on(pod_keys)
+        .run(reconcile, error_policy, ctx, workers, shutdown)
+        .await;
+}
+
+fn error_policy(d: Arc<Deployment>, err: &DeploymentControllerError, ctx: Arc<Ctx>) -> Action {
+    match err {
+        DeploymentControllerError::Selector(_) | DeploymentControllerError::Spec(_) => {
+            ctx.shared.events.publish(
+                d.object_reference(),
+                "Warning",
+                "InvalidSpec",
+                err.to_string(),
+            );
+            Action::await_change()
+        }
+        _ => Action::requeue_with_backoff(),
+    }
+}
+
+async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, DeploymentControllerError> {
+    let shared = &ctx.shared;
+    let ns = d.namespace().unwrap_or_default();
+    let name = d.name_any();
+    let now = shared.clock.now();
+    let rs_api: Api<ReplicaSet> = shared.client.namespaced(&ns);
+    let sel = selector(&d)?;
+
+    // Claim ReplicaSets (adopt orphans, release those no longer selected).
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let deleting = d.metadata.deletion_timestamp.is_some();
+    let empty = Default::default();
+    let mut owned: Vec<ReplicaSet> = Vec::new();
+    let candidates = ctx
+        .replica_sets
+        .filter(|r| r.metadata.namespace.as_deref() == Some(ns.as_str()));
+    let oref = owner::controller_reference("apps/v1", "Deployment", &d.metadata);
+    for rs in &candidates {
+        match owner::claim(&rs.metadata, &uid, deleting, &sel, &empty) {
+            Claim::Owned => owned.push((**rs).clone()),
+            Claim::Adopt => {
+                let patch = Patch::Merge(owner::adopt_patch(&rs.metadata, &oref));
+                match rs_api.patch(&rs.name_any(), &patch).await {
+                    Ok(adopted) => owned.push(adopted),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Claim::Release => {
+                let patch = Patch::Merge(owner::release_patch(&rs.metadata, &uid));
+                if let Err(e) = rs_api.patch(&rs.name_any(), &patch).await
+                    && !e.is_not_found()
+                {
+                    return Err(e.into());
+                }
+            }
+            Claim::Ignore => {}
+        }
+    }
+    let rs_uids: Vec<String> = owned
+        .iter()
+        .filter_map(|r| r.metadata.uid.clone())
+        .collect();
+    let pods = shared.pods_in(&ns);
+    let pod_refs: Vec<&Pod> = pods
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| owner::controller_of(&p.metadata).is_some_and(|c| rs_uids.contains(&c.uid)))
+        .collect();
+
+    let plan = core::sync(&d, &owned, &pod_refs, now)?;
+    let regarding = d.object_reference();
+    let d_api: Api<Deployment> = shared.client.namespaced(&ns);
+    let mut latest: Deployment = (*d).clone();
+    for step in plan.steps {
+        match step {
+            Step::CreateReplicaSet(rs) => {
+                let rs_name = rs.name_any();
+                match rs_api.create(&rs).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_already_exists() => {
+                        let existing = rs_api.get_opt(&rs_name).await?;
+                        let ours = existing.as_ref().is_some_and(|x| {
+                            owner::is_controlled_by(&x.metadata, &uid)
+                                && x.spec
+                                    .as_ref()
+                                    .and_then(|s| s.template.as_ref())
+                                    .is_some_and(|t| {
+                                        util::equal_ignore_hash(t, &util::template(&d))
+                                    })
+                        });
+                        if ours {
+                            // Our cache was behind: the next pass sees it.
+                            return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+                        }
+                        // A hash collision: count it so the next pass computes another name.
+                        latest.status = Some(core::collision_status(&latest));
+                        d_api.replace_status(&latest).await?;
+                        return Ok(Action::requeue(std::time::Duration::from_millis(200)));
+                    }
+                    Err(e) => {
+                        if let Some(st) =
+                            core::create_failed_status(&latest, &rs_name, &e.to_string(), now)
+                        {
+                            latest.status = Some(st);
+                            let _ = d_api.replace_status(&latest).await;
+                        }
+                        shared.events.publish(
+                            regarding.clone(),
+                            "Warning",
+                            "FailedCreate",
+                            format!("Failed to create new replica set {rs_name:?}: {e}"),
+                        );
+                        return Err(e.into());
+                    }
+                }
+            }
+            Step::UpdateReplicaSet(rs) => {
+                rs_api.replace(&rs).await?;
+            }
+            Step::DeleteReplicaSet(rs_name) => {
+                match rs_api.delete(&rs_name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Step::SetRevision(rev) => {
+                let patch = serde_json::json!({"metadata": {"annotations": {util::REVISION_ANNOTATION: rev}}});
+                let patched = d_api.patch(&name, &Patch::Merge(patch)).await?;
+                latest.metadata.resource_version = patched.metadata.resource_version;
+                latest.metadata.annotations = patched.metadata.annotations;
+            }
+            Step::UpdateStatus(st) => {
+                latest.status = Some(st);
+                let written = d_api.replace_status(&latest).await?;
+                latest.metadata.resource_version = written.metadata.resource_version;
+            }
+            Step::Event {
+                type_,
+                reason,
+                message,
+            } => {
+                shared
+                    .events
+                    .publish(regarding.clone(), type_, reason, message);
+            }
+        }
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}

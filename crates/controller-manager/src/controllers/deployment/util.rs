@@ -330,7 +330,8 @@ fn copy_deployment_annotations(d: &Deployment, rs: &mut ReplicaSet) -> bool {
     changed
 }
 
-/// Templates equal apart from the pod-template-hash label (Kubernetes' `EqualIgnoreHash`).
+/// Templates equal apart from the pod-template-hash label (Kubernetes' `EqualIgnoreHash`),
+/// compared semantically ([`crate::util::semantic`]).
 pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     fn strip(t: &PodTemplateSpec) -> serde_json::Value {
         let mut t = t.clone();
@@ -342,7 +343,9 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
                 m.labels = None;
             }
         }
-        serde_json::to_value(&t).unwrap_or(serde_json::Value::Null)
+        crate::util::semantic::normalize(
+            &serde_json::to_value(&t).unwrap_or(serde_json::Value::Null),
+        )
     }
     strip(a) == strip(b)
 }

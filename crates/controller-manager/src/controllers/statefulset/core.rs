@@ -24,17 +24,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::util::owner;
 use crate::util::pod as podutil;
-use crate::util::revision::{self, REVISION_HASH_LABEL, RevisionAction};
+use crate::util::revision::{self, REVISION_HASH_LABEL, RevisionStep};
 
 pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    CreateRevision(Box<ControllerRevision>),
-    /// Raise an existing revision's number (rollback to an earlier template).
-    BumpRevision(String, i64),
-    DeleteRevision(String),
+    /// A write to the revision history.
+    Revision(RevisionStep),
     CreateClaim(Box<PersistentVolumeClaim>),
     CreatePod(Box<Pod>),
     DeletePod(String),
@@ -231,26 +229,19 @@ pub fn sync(
 
     // Revisions: the update revision stores the current template.
     let sel_labels = spec.selector.match_labels.clone().unwrap_or_default();
-    let update_rev = match revision::update_revision(revisions, &template, |n| {
-        revision::new_revision(
-            &set.metadata,
-            oref.clone(),
-            sel_labels.clone(),
-            &template,
-            n,
-            status.collision_count,
-        )
-    }) {
-        RevisionAction::Current(name) => name,
-        RevisionAction::Bump(name, n) => {
-            steps.push(Step::BumpRevision(name.clone(), n));
-            name
-        }
-        RevisionAction::Create(rev) => {
-            let name = rev.metadata.name.clone().unwrap_or_default();
-            steps.push(Step::CreateRevision(rev));
-            name
-        }
+    let update_rev = {
+        let (name, step) = revision::resolve(revisions, &template, |n| {
+            revision::new_revision(
+                &set.metadata,
+                oref.clone(),
+                sel_labels.clone(),
+                &template,
+                n,
+                status.collision_count,
+            )
+        });
+        steps.extend(step.map(Step::Revision));
+        name
     };
     let current_rev = status
         .current_revision
@@ -458,7 +449,7 @@ pub fn sync(
         &in_use,
         spec.revision_history_limit.unwrap_or(10),
     ) {
-        steps.push(Step::DeleteRevision(name));
+        steps.push(Step::Revision(RevisionStep::Delete(name)));
     }
     if status != original {
         steps.push(Step::UpdateStatus(status));

@@ -84,19 +84,7 @@ impl World {
         let plan = sync(&self.set, &pods, &self.claims, &revs, ts(100));
         for s in &plan.steps {
             match s {
-                Step::CreateRevision(r) => self.revisions.push((**r).clone()),
-                Step::BumpRevision(n, v) => {
-                    if let Some(r) = self
-                        .revisions
-                        .iter_mut()
-                        .find(|r| r.metadata.name.as_ref() == Some(n))
-                    {
-                        r.revision = *v;
-                    }
-                }
-                Step::DeleteRevision(n) => self
-                    .revisions
-                    .retain(|r| r.metadata.name.as_ref() != Some(n)),
+                Step::Revision(r) => crate::util::revision::apply_in_memory(&mut self.revisions, r),
                 Step::CreateClaim(c) => self
                     .claims
                     .push(c.metadata.name.clone().unwrap_or_default()),

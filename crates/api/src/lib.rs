@@ -12,12 +12,14 @@
 //! * [`validation`] — Kubernetes' name, label and metadata rules, and field errors in its wording.
 //! * [`quantity`] — resource quantities (`100m`, `1Gi`) parsed and compared.
 //! * [`kinds`] — per-kind defaulting and validation (one module per API group).
+//! * [`patch`] — strategic merge patch (with Kubernetes' merge keys) and server-side apply.
 //! * [`proto`] — the generic gRPC resource API (proto/niwa/api/v1/resources.proto), and
 //!   [`proto::kubelet`], the kubelet API (proto/niwa/kubelet/v1/kubelet.proto).
 
 pub use k8s_openapi as k8s;
 
 pub mod kinds;
+pub mod patch;
 pub mod quantity;
 pub mod registry;
 pub mod selector;

@@ -139,6 +139,12 @@ impl Cause {
         }
     }
 
+    /// The same cause with a detail appended to its message (`Required value: detail`).
+    pub fn with_detail(mut self, detail: &str) -> Cause {
+        self.message = format!("{}: {detail}", self.message);
+        self
+    }
+
     /// `field: message`, the form Kubernetes prints inside an Invalid message.
     pub fn to_line(&self) -> String {
         format!("{}: {}", self.field, self.message)
@@ -225,6 +231,13 @@ impl ApiError {
 
     /// `Pod "web" is invalid: [a: Required value, b: Invalid value: ...]`, every cause listed.
     pub fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
+        let mut err = ApiError::invalid_kind(info.kind, name, causes);
+        err.group = info.group.into();
+        err
+    }
+
+    /// An Invalid error about something that is not a served resource (`PatchOptions.meta.k8s.io`).
+    pub fn invalid_kind(kind: &str, name: &str, causes: Vec<Cause>) -> ApiError {
         let lines: Vec<String> = causes.iter().map(Cause::to_line).collect();
         let joined = if lines.len() == 1 {
             lines[0].clone()
@@ -233,10 +246,10 @@ impl ApiError {
         };
         let mut err = ApiError::new(
             Reason::Invalid,
-            format!("{} {name:?} is invalid: {joined}", info.kind),
-        )
-        .about(info, name);
-        err.kind = info.kind.into();
+            format!("{kind} {name:?} is invalid: {joined}"),
+        );
+        err.name = name.into();
+        err.kind = kind.into();
         err.causes = causes;
         err
     }

@@ -14,7 +14,9 @@ use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::rest::{self, DeleteOptions, ListOptions, Rest, UpdateScope, WatchOptions};
+use crate::rest::{
+    self, DeleteOptions, ListOptions, Rest, UpdateScope, WatchOptions, WriteOptions,
+};
 
 pub struct ResourcesService {
     rest: Rest,
@@ -80,9 +82,12 @@ impl Resources for ResourcesService {
                 let body = decode(&req.object)?;
                 match r.subresource.as_str() {
                     "" => {
-                        self.rest
-                            .create(info, &r.namespace, body, req.dry_run)
-                            .await
+                        let opts = WriteOptions {
+                            dry_run: req.dry_run,
+                            field_manager: req.field_manager.clone(),
+                            force: false,
+                        };
+                        self.rest.create_with(info, &r.namespace, body, &opts).await
                     }
                     "binding" if info.kind == "Pod" => {
                         self.rest.bind(info, &r.namespace, &r.name, &body).await
@@ -153,8 +158,13 @@ impl Resources for ResourcesService {
                         .await;
                 }
                 let scope = scope(&r.subresource)?;
+                let opts = WriteOptions {
+                    dry_run: req.dry_run,
+                    field_manager: req.field_manager.clone(),
+                    force: false,
+                };
                 self.rest
-                    .update(info, &r.namespace, &r.name, body, scope, req.dry_run)
+                    .update_with(info, &r.namespace, &r.name, body, scope, &opts)
                     .await
             }
             .await,
@@ -167,15 +177,20 @@ impl Resources for ResourcesService {
             async {
                 let (info, r) = resolve(&req.r#ref)?;
                 let scope = scope(&r.subresource)?;
+                let opts = WriteOptions {
+                    dry_run: req.dry_run,
+                    field_manager: req.field_manager.clone(),
+                    force: req.force,
+                };
                 self.rest
-                    .patch(
+                    .patch_with(
                         info,
                         &r.namespace,
                         &r.name,
                         &req.patch_type,
                         &req.patch,
                         scope,
-                        req.dry_run,
+                        &opts,
                     )
                     .await
             }

@@ -23,10 +23,12 @@ use crate::cache::Caches;
 use crate::storage::{Storage, StorageError};
 
 pub use delete::DeleteOptions;
-pub use patch::{JSON_PATCH, MERGE_PATCH, json_patch, merge_patch};
+pub use patch::{
+    APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, json_patch, merge_patch,
+};
 pub use read::{Filter, ListOptions, ObjectList};
 pub use watch::{EventStream, WatchEvent, WatchOptions};
-pub use write::UpdateScope;
+pub use write::{UpdateScope, WriteOptions};
 
 /// The namespaces every cluster has from the start.
 pub const SYSTEM_NAMESPACES: &[&str] =

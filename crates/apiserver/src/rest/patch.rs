@@ -1,16 +1,20 @@
-//! PATCH: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) applied to the current object, then
-//! stored as an update with compare-and-swap, retried on concurrent writes as Kubernetes does.
-//! Strategic merge and server-side apply are not implemented yet (415).
+//! PATCH: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge patch applied to
+//! the current object, then stored as an update with compare-and-swap, retried on concurrent
+//! writes as Kubernetes does; and server-side apply (`apply-patch+yaml`), which creates the object
+//! when missing and records field ownership (see `niwa_api::patch::managed`).
 
-use niwa_api::{ApiError, Reason, ResourceInfo};
+use niwa_api::patch::{managed, schema, strategic};
+use niwa_api::{ApiError, Cause, Reason, ResourceInfo};
 use serde_json::Value;
 
 use super::Rest;
-use super::write::UpdateScope;
+use super::write::{UpdateScope, WriteOptions};
 use crate::object;
 
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
 pub const JSON_PATCH: &str = "application/json-patch+json";
+pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// Conflicts retried before a patch gives up (Kubernetes retries patches internally too).
 const PATCH_RETRIES: usize = 8;
@@ -27,18 +31,46 @@ impl Rest {
         scope: UpdateScope,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let opts = WriteOptions::dry_run(dry_run);
+        self.patch_with(info, namespace, name, patch_type, patch, scope, &opts)
+            .await
+    }
+
+    /// PATCH with a field manager (recorded in managedFields; required for apply) and `force`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_with(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        patch_type: &str,
+        patch: &[u8],
+        scope: UpdateScope,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let patch: Value = serde_json::from_slice(patch)
             .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        if patch_type == APPLY_PATCH {
+            return self.apply(info, namespace, name, patch, scope, opts).await;
+        }
         for _ in 0..PATCH_RETRIES {
             let current = self.get(info, namespace, name).await?;
             let mut next = current.clone();
             match patch_type {
                 MERGE_PATCH => merge_patch(&mut next, &patch),
                 JSON_PATCH => json_patch(&mut next, &patch)?,
+                STRATEGIC_MERGE_PATCH => {
+                    strategic::apply(&mut next, &patch, schema::root(info.group, info.kind))
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                }
                 other => {
                     return Err(ApiError::new(
                         Reason::UnsupportedMediaType,
-                        format!("the patch type {other:?} is not supported yet"),
+                        format!(
+                            "the body of the request was in an unknown format - accepted media \
+                             types include: {JSON_PATCH}, {MERGE_PATCH}, {APPLY_PATCH}, \
+                             {STRATEGIC_MERGE_PATCH} (got {other:?})"
+                        ),
                     ));
                 }
             }
@@ -49,7 +81,7 @@ impl Rest {
             }
             let pinned = patch["metadata"]["resourceVersion"].is_string();
             match self
-                .update(info, namespace, name, next, scope, dry_run)
+                .update_with(info, namespace, name, next, scope, opts)
                 .await
             {
                 Err(e) if e.reason == Reason::Conflict && !pinned => continue,
@@ -58,6 +90,102 @@ impl Rest {
         }
         Err(ApiError::stale(info, name))
     }
+
+    /// Server-side apply: merges the applied configuration into the live object (creating it
+    /// when missing), with field ownership and conflicts as Kubernetes has them.
+    async fn apply(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        mut applied: Value,
+        scope: UpdateScope,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        if opts.field_manager.is_empty() {
+            return Err(ApiError::invalid_kind(
+                "PatchOptions.meta.k8s.io",
+                "",
+                vec![Cause::required("fieldManager").with_detail("is required for apply patch")],
+            ));
+        }
+        if !applied.is_object() {
+            return Err(ApiError::bad_request(
+                "the applied configuration must be an object",
+            ));
+        }
+        let body_name = object::name(&applied);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        object::meta_mut(&mut applied).insert("name".into(), Value::String(name.into()));
+        if info.namespaced && !namespace.is_empty() {
+            object::meta_mut(&mut applied)
+                .insert("namespace".into(), Value::String(namespace.into()));
+        }
+        let api_version = info.api_version();
+        let time = object::now();
+        let subresource = if scope == UpdateScope::Status {
+            "status"
+        } else {
+            ""
+        };
+        let writer = managed::Writer {
+            manager: &opts.field_manager,
+            api_version: &api_version,
+            time: &time,
+            subresource,
+        };
+        let root = schema::root(info.group, info.kind);
+        for _ in 0..PATCH_RETRIES {
+            let current = match self.get(info, namespace, name).await {
+                Ok(c) => Some(c),
+                Err(e) if e.reason == Reason::NotFound && scope == UpdateScope::Main => None,
+                Err(e) => return Err(e),
+            };
+            let merged = managed::apply(current.as_ref(), &applied, root, &writer, opts.force)
+                .map_err(|conflicts| apply_conflict(info, name, &conflicts))?;
+            let result = match current {
+                None => {
+                    self.create_inner(info, namespace, merged, opts, false)
+                        .await
+                }
+                Some(current) => {
+                    let mut merged = merged;
+                    let rv = object::str_field(&current, "resourceVersion").to_string();
+                    object::meta_mut(&mut merged)
+                        .insert("resourceVersion".into(), Value::String(rv));
+                    self.update_inner(info, namespace, name, merged, scope, opts, false)
+                        .await
+                }
+            };
+            match result {
+                // Someone wrote in between (or created it first): apply again on the new state.
+                Err(e) if matches!(e.reason, Reason::Conflict | Reason::AlreadyExists) => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(info, name))
+    }
+}
+
+/// The 409 an apply gets when it would change fields other managers own.
+fn apply_conflict(info: &ResourceInfo, name: &str, conflicts: &[managed::Conflict]) -> ApiError {
+    let mut err = ApiError::new(Reason::Conflict, managed::conflict_message(conflicts));
+    err.name = name.into();
+    err.group = info.group.into();
+    err.kind = info.plural.into();
+    err.causes = conflicts
+        .iter()
+        .map(|c| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with {:?} using {}", c.manager, c.api_version),
+            field: c.path.clone(),
+        })
+        .collect();
+    err
 }
 
 /// RFC 7386: objects merge recursively, `null` deletes, anything else replaces.

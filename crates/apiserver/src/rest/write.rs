@@ -1,5 +1,6 @@
 //! Create, update and status update.
 
+use niwa_api::patch::{managed, schema};
 use niwa_api::{ApiError, Reason, ResourceInfo};
 use serde_json::{Value, json};
 
@@ -7,6 +8,46 @@ use super::{Rest, check_body, resolve};
 use crate::kinds;
 use crate::object::{self, meta_mut};
 use crate::storage::StorageError;
+
+/// Options of a write beyond its body: `dryRun`, the `fieldManager` whose ownership of fields is
+/// recorded in `metadata.managedFields` (none recorded when empty), and `force` for applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: String,
+    pub force: bool,
+}
+
+impl WriteOptions {
+    pub fn dry_run(dry_run: bool) -> WriteOptions {
+        WriteOptions {
+            dry_run,
+            ..Default::default()
+        }
+    }
+}
+
+/// Records the write of `opts.field_manager` (if any) in `obj`'s managedFields.
+pub(super) fn track(
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+    opts: &WriteOptions,
+    subresource: &str,
+) {
+    if opts.field_manager.is_empty() {
+        return;
+    }
+    let time = object::now();
+    let api_version = info.api_version();
+    let writer = managed::Writer {
+        manager: &opts.field_manager,
+        api_version: &api_version,
+        time: &time,
+        subresource,
+    };
+    managed::track_update(old, obj, schema::root(info.group, info.kind), &writer);
+}
 
 /// Which part of an object an update may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +65,34 @@ impl Rest {
         &self,
         info: &'static ResourceInfo,
         namespace: &str,
-        mut body: Value,
+        body: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        self.create_with(info, namespace, body, &WriteOptions::dry_run(dry_run))
+            .await
+    }
+
+    /// Create with a field manager (recorded in managedFields) and dry-run option.
+    pub async fn create_with(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        self.create_inner(info, namespace, body, opts, true).await
+    }
+
+    /// `track`: whether this write's field manager is recorded here (applies record their own).
+    pub(super) async fn create_inner(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        mut body: Value,
+        opts: &WriteOptions,
+        track_fields: bool,
+    ) -> Result<Value, ApiError> {
+        let dry_run = opts.dry_run;
         check_body(info, &mut body)?;
         let md = meta_mut(&mut body);
         let body_ns = md
@@ -79,6 +145,9 @@ impl Rest {
         if kinds::tracks_generation(&body) {
             meta_mut(&mut body).insert("generation".into(), json!(1));
         }
+        if track_fields {
+            track(info, None, &mut body, opts, "");
+        }
         let name = object::name(&body).to_string();
         if info.namespaced {
             self.check_namespace_open(object::namespace(&body)).await?;
@@ -124,10 +193,47 @@ impl Rest {
         info: &'static ResourceInfo,
         namespace: &str,
         name: &str,
-        mut body: Value,
+        body: Value,
         scope: UpdateScope,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        self.update_with(
+            info,
+            namespace,
+            name,
+            body,
+            scope,
+            &WriteOptions::dry_run(dry_run),
+        )
+        .await
+    }
+
+    /// Update with a field manager (recorded in managedFields) and dry-run option.
+    pub async fn update_with(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        scope: UpdateScope,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        self.update_inner(info, namespace, name, body, scope, opts, true)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_inner(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        mut body: Value,
+        scope: UpdateScope,
+        opts: &WriteOptions,
+        track_fields: bool,
+    ) -> Result<Value, ApiError> {
+        let dry_run = opts.dry_run;
         check_body(info, &mut body)?;
         let body_name = object::name(&body);
         if !body_name.is_empty() && body_name != name {
@@ -159,6 +265,14 @@ impl Rest {
             }
         };
         set_generation(&current.object, &mut updated);
+        if track_fields {
+            let sub = match scope {
+                UpdateScope::Main => "",
+                UpdateScope::Status => "status",
+                UpdateScope::Finalize => "finalize",
+            };
+            track(info, Some(&current.object), &mut updated, opts, sub);
+        }
         if dry_run {
             object::set_resource_version(&mut updated, current.revision);
             return Ok(updated);
@@ -226,6 +340,12 @@ fn merge_update(info: &ResourceInfo, current: &Value, body: Value, scope: Update
     };
     let old_md = &current["metadata"];
     let md = meta_mut(&mut updated);
+    // Ownership records continue unless the body replaces them.
+    if md.get("managedFields").is_none_or(Value::is_null)
+        && let Some(mf) = old_md.get("managedFields").filter(|v| !v.is_null())
+    {
+        md.insert("managedFields".into(), mf.clone());
+    }
     for k in [
         "uid",
         "creationTimestamp",

@@ -200,3 +200,25 @@ pub fn rv(obj: &Value) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// A patch with a field manager (and `force`, for applies).
+pub async fn patch_as(
+    c: &mut ResourcesClient<Channel>,
+    r: ResourceRef,
+    patch_type: &str,
+    body: Value,
+    manager: &str,
+    force: bool,
+) -> ApiResult {
+    c.patch(PatchRequest {
+        r#ref: Some(r),
+        patch_type: patch_type.into(),
+        patch: serde_json::to_vec(&body).expect("json"),
+        field_manager: manager.into(),
+        force,
+        ..Default::default()
+    })
+    .await
+    .map(|resp| obj(&resp.into_inner().object))
+    .map_err(|s| ApiError::from_grpc(&s))
+}

@@ -1170,4 +1170,13 @@ impl PodMachine {
                 .flatten()
                 .any(|c| c.type_ == "Initialized" && c.status == "True");
     }
+
+    /// A pod that had already finished (Succeeded/Failed) before the kubelet (re)started: keep its
+    /// last status, run nothing.
+    pub fn adopt_finished(&mut self, pod: &Pod, now: Timestamp) {
+        let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+        self.adopt(pod, pod_ip, &[], now);
+        self.sandbox = Sandbox::Killed;
+        self.terminal = Some(Terminal::Completed);
+    }
 }

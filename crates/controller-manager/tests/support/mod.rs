@@ -80,6 +80,8 @@ pub enum Behaviour {
     Succeed,
     /// Fails (exit 1).
     Fail,
+    /// Leave it alone for now (e.g. not bound to a node yet).
+    Skip,
 }
 
 /// A fake kubelet for every pod in the cluster; `decide` picks the behaviour per pod.
@@ -126,7 +128,11 @@ impl FakeKubelet {
                 {
                     continue;
                 }
-                let status = status_for(decide(&pod));
+                let behaviour = decide(&pod);
+                if behaviour == Behaviour::Skip {
+                    continue;
+                }
+                let status = status_for(behaviour);
                 let mut updated = pod.clone();
                 updated.status = Some(status);
                 let api: Api<Pod> = client.namespaced(&pod.namespace().unwrap_or_default());
@@ -174,7 +180,7 @@ fn status_for(b: Behaviour) -> PodStatus {
             container_statuses: Some(vec![terminated(0)]),
             ..Default::default()
         },
-        Behaviour::Fail => PodStatus {
+        Behaviour::Fail | Behaviour::Skip => PodStatus {
             phase: Some("Failed".into()),
             conditions: Some(vec![cond("Ready", "False")]),
             container_statuses: Some(vec![terminated(1)]),

@@ -267,3 +267,77 @@ impl Kubectl {
         stdout
     }
 }
+
+/// niwa's scheduler and sim kubelet (`nodes` simulated nodes in one task), in-process, on their
+/// own random 127.x block.
+pub struct SimCluster {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl SimCluster {
+    pub async fn start(cp: &ControlPlane, nodes: usize) -> SimCluster {
+        use niwa_kubelet::config::{KubeletConfig, PodCidr, RuntimeKind};
+        use rand::Rng;
+        let stop = CancellationToken::new();
+        let block: u8 = loop {
+            let b: u8 = rand::rng().random_range(2..=254);
+            if ![96, 200, 244, 245].contains(&b) {
+                break b;
+            }
+        };
+        let mut k = KubeletConfig::new(&cp.api_url(), RuntimeKind::Sim);
+        k.node_name = format!("sim-b{block}");
+        k.node_ip = std::net::Ipv4Addr::new(127, block, 0, 1);
+        k.pod_cidr = PodCidr {
+            base: std::net::Ipv4Addr::new(127, block, 1, 0),
+        };
+        k.nodes = nodes;
+        k.port = 0;
+        k.health_port = 0;
+        k.events = false;
+        let token = stop.clone();
+        let kubelet = tokio::spawn(async move {
+            if let Err(e) = niwa_kubelet::run(k, token).await {
+                panic!("sim kubelet failed: {e}");
+            }
+        });
+        let sched = niwa_scheduler::runtime::SchedulerConfig::new(&cp.api_url());
+        let token = stop.clone();
+        let scheduler = tokio::spawn(async move {
+            if let Err(e) = niwa_scheduler::runtime::run(sched, token).await {
+                panic!("scheduler failed: {e}");
+            }
+        });
+        // Wait for the nodes to register and be Ready.
+        let client = cp.client();
+        eventually(Duration::from_secs(60), "sim nodes Ready", || async {
+            let nodes_api: Api<niwa_client::k8s::api::core::v1::Node> = client.all();
+            let list = nodes_api.list(&Default::default()).await.ok()?.items;
+            let ready = list
+                .iter()
+                .filter(|n| {
+                    n.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+                .count();
+            (ready >= nodes).then_some(())
+        })
+        .await;
+        SimCluster {
+            stop,
+            tasks: vec![kubelet, scheduler],
+        }
+    }
+}

@@ -37,14 +37,6 @@ pub struct Answer {
     pub chase: Option<Name>,
 }
 
-fn arpa_v4() -> LowerName {
-    LowerName::new(&Name::from_ascii("in-addr.arpa.").unwrap_or_default())
-}
-
-fn arpa_v6() -> LowerName {
-    LowerName::new(&Name::from_ascii("ip6.arpa.").unwrap_or_default())
-}
-
 impl Zone {
     /// Answers `qname`/`qtype` (class IN).
     pub fn answer(&self, qname: &LowerName, qtype: RecordType) -> Outcome {
@@ -56,9 +48,9 @@ impl Zone {
             self.resolve(qname, qtype, &mut answer, 0);
             return Outcome::Answer(answer);
         }
-        for arpa in [arpa_v4(), arpa_v6()] {
+        for arpa in &self.names.reverse_zones {
             if arpa.zone_of(qname) {
-                return self.answer_reverse(qname, qtype, &arpa);
+                return self.answer_reverse(qname, qtype, arpa);
             }
         }
         Outcome::Forward
@@ -69,17 +61,10 @@ impl Zone {
     }
 
     fn soa(&self, owner: &LowerName) -> Record {
-        let mname = self
-            .namer
-            .name_server()
-            .unwrap_or_else(|| self.namer.domain().clone());
-        let rname = Name::from_ascii("hostmaster")
-            .and_then(|n| n.append_domain(self.namer.domain()))
-            .unwrap_or_else(|_| self.namer.domain().clone());
         // refresh/retry/expire as CoreDNS sets them; minimum (negative TTL) = the record TTL.
         let soa = SOA::new(
-            mname,
-            rname,
+            self.names.soa_mname.clone(),
+            self.names.soa_rname.clone(),
             self.serial,
             7200,
             1800,
@@ -219,8 +204,7 @@ impl Zone {
     /// `<ns>.pod.<domain>`.
     fn always_exists(&self, name: &LowerName) -> bool {
         let depth = name.num_labels().saturating_sub(self.apex.num_labels());
-        let first = Name::from(name);
-        let label = |i: usize| first.iter().nth(i).map(|l| l.to_ascii_lowercase());
+        let label = |i: usize| name.iter().nth(i).map(|l| l.to_ascii_lowercase());
         match depth {
             1 => matches!(label(0).as_deref(), Some(b"svc" | b"pod")),
             2 => {
@@ -238,7 +222,6 @@ impl Zone {
         {
             return None;
         }
-        let name = Name::from(name);
         let mut labels = name.iter();
         let ip = std::str::from_utf8(labels.next()?).ok()?;
         let _namespace = labels.next()?;
@@ -282,5 +265,5 @@ impl Zone {
 }
 
 fn has_wildcard_label(name: &LowerName) -> bool {
-    Name::from(name).iter().any(|label| label == b"*")
+    name.iter().any(|label| label == b"*")
 }

@@ -108,11 +108,35 @@ pub fn parse_domain(domain: &str) -> Result<Name, ZoneError> {
     Ok(name.to_lowercase())
 }
 
+/// Names every answer needs, built once.
+#[derive(Debug)]
+struct FixedNames {
+    /// `in-addr.arpa.` and `ip6.arpa.`
+    reverse_zones: [LowerName; 2],
+    /// `ns.dns.<domain>`
+    soa_mname: Name,
+    /// `hostmaster.<domain>`
+    soa_rname: Name,
+}
+
+impl FixedNames {
+    fn new(namer: &Namer) -> Self {
+        let arpa = |s: &str| LowerName::new(&Name::from_ascii(s).unwrap_or_default());
+        let domain = namer.domain().clone();
+        Self {
+            reverse_zones: [arpa("in-addr.arpa."), arpa("ip6.arpa.")],
+            soa_mname: namer.name_server().unwrap_or_else(|| domain.clone()),
+            soa_rname: namer.name(&["hostmaster"]).unwrap_or(domain),
+        }
+    }
+}
+
 /// Services, EndpointSlices and Pods (their DNS-relevant summaries) and the records they produce.
 #[derive(Debug)]
 pub struct Zone {
     config: ZoneConfig,
     namer: Namer,
+    names: FixedNames,
     apex: LowerName,
     table: Table,
     services: HashMap<ObjectKey, ServiceInfo>,
@@ -138,6 +162,7 @@ impl Zone {
         Self {
             serial: config.initial_serial,
             config,
+            names: FixedNames::new(&namer),
             namer,
             apex,
             table,

@@ -13,7 +13,7 @@ use super::media::{self, BodyFormat};
 use super::resource::{self, Ctx, method_not_allowed};
 use super::{respond, validate};
 use crate::object;
-use crate::rest::{self, DeleteOptions, UpdateScope};
+use crate::rest::{self, DeleteOptions, UpdateScope, WriteOptions};
 
 /// Kubernetes' default request body limit (3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -58,9 +58,36 @@ async fn object_body(ctx: &Ctx, body: Body) -> Result<(Decoded, Vec<String>), Ap
     Ok((decoded, warnings))
 }
 
+/// The write options of a request: `dryRun`, `force`, and the field manager — the
+/// `fieldManager` parameter, or (except for apply, which requires one) the client's User-Agent up
+/// to its first `/`, as Kubernetes derives it.
+fn write_options(ctx: &Ctx, apply: bool) -> WriteOptions {
+    let mut manager = ctx.params.field_manager.clone();
+    if manager.is_empty() && !apply {
+        let agent = ctx
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        manager = agent
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(128)
+            .collect();
+    }
+    WriteOptions {
+        dry_run: ctx.params.dry_run,
+        field_manager: manager,
+        force: ctx.params.force,
+    }
+}
+
 fn scope(sub: &str) -> Result<UpdateScope, ApiError> {
     match sub {
-        "" | "finalize" => Ok(UpdateScope::Main),
+        "" => Ok(UpdateScope::Main),
+        "finalize" => Ok(UpdateScope::Finalize),
         "status" => Ok(UpdateScope::Status),
         _ => Err(method_not_allowed(&Method::PUT)),
     }
@@ -76,7 +103,7 @@ pub async fn create(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
         (true, "") => {
             let (decoded, warnings) = object_body(ctx, body).await?;
             let created = rest
-                .create(ctx.info, ns, decoded.value, ctx.params.dry_run)
+                .create_with(ctx.info, ns, decoded.value, &write_options(ctx, false))
                 .await?;
             let resp = resource::object(ctx, StatusCode::CREATED, &created);
             Ok(respond::with_warnings(resp, &warnings))
@@ -118,7 +145,14 @@ pub async fn update(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
     let scope = scope(&ctx.path.subresource)?;
     let (decoded, warnings) = object_body(ctx, body).await?;
     let updated = rest
-        .update(ctx.info, ns, name, decoded.value, scope, ctx.params.dry_run)
+        .update_with(
+            ctx.info,
+            ns,
+            name,
+            decoded.value,
+            scope,
+            &write_options(ctx, false),
+        )
         .await?;
     let resp = resource::object(ctx, StatusCode::OK, &updated);
     Ok(respond::with_warnings(resp, &warnings))
@@ -168,18 +202,19 @@ pub async fn patch(ctx: &Ctx, body: Body) -> Result<Response, ApiError> {
     }
     let scope = scope(&ctx.path.subresource)?;
     let body = serde_json::to_vec(&decoded.value).unwrap_or_default();
+    let apply = patch_type == media::APPLY_PATCH;
+    // An apply creates a missing object, and then answers 201 as Kubernetes does.
+    let existed = !apply || rest.get(ctx.info, ns, name).await.is_ok();
+    let opts = write_options(ctx, apply);
     let patched = rest
-        .patch(
-            ctx.info,
-            ns,
-            name,
-            patch_type,
-            &body,
-            scope,
-            ctx.params.dry_run,
-        )
+        .patch_with(ctx.info, ns, name, patch_type, &body, scope, &opts)
         .await?;
-    let resp = resource::object(ctx, StatusCode::OK, &patched);
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let resp = resource::object(ctx, code, &patched);
     Ok(respond::with_warnings(resp, &warnings))
 }
 

@@ -13,6 +13,7 @@ use niwa_client::runtime::watcher::{self, Event};
 use niwa_client::{Api, Object};
 use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::zone::{ObjectKey, Zone};
 
@@ -82,6 +83,18 @@ impl Synced {
 
 /// Applies the events of one kind to the zone until `shutdown`.
 pub async fn run<K: ZoneObject>(
+    api: Api<K>,
+    zone: Arc<RwLock<Zone>>,
+    synced: Arc<Synced>,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("watch", kind = <K as k8s_openapi::Resource>::KIND);
+    apply_events(api, zone, synced, shutdown)
+        .instrument(span)
+        .await;
+}
+
+async fn apply_events<K: ZoneObject>(
     api: Api<K>,
     zone: Arc<RwLock<Zone>>,
     synced: Arc<Synced>,

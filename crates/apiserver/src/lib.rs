@@ -21,6 +21,7 @@ pub mod net;
 pub mod object;
 pub mod rest;
 pub mod server;
+pub mod services;
 pub mod storage;
 
 pub use net::{Ipv4Net, PortRange};

@@ -102,7 +102,11 @@ pub async fn run(
                 CacheConfig::default(),
                 shutdown.clone(),
             ));
-            let rest = Rest::new(storage, caches);
+            let rest = Rest::new(storage, caches).with_services(
+                config.service_cidr,
+                config.service_node_port_range,
+                local,
+            );
             rest.bootstrap().await.map_err(|e| e.to_string())?;
             Ok::<Rest, String>(rest)
         };

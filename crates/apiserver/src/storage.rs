@@ -24,6 +24,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A key reserved together with a write (a Service's IP or port) is already taken.
+    #[error("{0} is already reserved")]
+    Reserved(String),
 }
 
 impl From<etcd_client::Error> for StorageError {
@@ -75,6 +78,26 @@ fn decode(key: &[u8], value: &[u8], revision: i64) -> Result<Stored, StorageErro
         object,
         revision,
     })
+}
+
+/// The value of a reservation key: which object holds it.
+fn reservation(owner: &str) -> Vec<u8> {
+    serde_json::json!({"owner": owner}).to_string().into_bytes()
+}
+
+/// The keys (with mod revisions) the `get`s of a failed transaction found.
+fn existing(ops: Vec<TxnOpResponse>) -> Vec<(String, i64)> {
+    ops.into_iter()
+        .filter_map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.mod_revision(),
+                )
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The end of the key range covering every key with `prefix`.
@@ -204,6 +227,116 @@ impl Storage {
             });
         }
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    /// Creates `key` and the reservation keys `reserve` in one transaction: none may exist.
+    pub async fn create_reserving(
+        &self,
+        key: &str,
+        object: &Value,
+        reserve: &[String],
+    ) -> Result<i64, StorageError> {
+        let value = serde_json::to_vec(object).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let mut when = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
+        let mut then = vec![TxnOp::put(key, value, None)];
+        let mut otherwise = vec![TxnOp::get(key, None)];
+        for r in reserve {
+            when.push(Compare::create_revision(r.as_str(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(r.as_str(), reservation(key), None));
+            otherwise.push(TxnOp::get(r.as_str(), None));
+        }
+        let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
+        let resp = self.kv().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
+        }
+        let found = existing(resp.op_responses());
+        if found.first().is_some_and(|(k, _)| k == key) {
+            return Err(StorageError::AlreadyExists);
+        }
+        Err(StorageError::Reserved(
+            found.into_iter().next().map(|(k, _)| k).unwrap_or_default(),
+        ))
+    }
+
+    /// Replaces `key` (at mod revision `expected`), reserving `reserve` (which must be free) and
+    /// deleting `release`, in one transaction.
+    pub async fn update_reserving(
+        &self,
+        key: &str,
+        object: &Value,
+        expected: i64,
+        reserve: &[String],
+        release: &[String],
+    ) -> Result<i64, StorageError> {
+        let value = serde_json::to_vec(object).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let mut when = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
+        let mut then = vec![TxnOp::put(key, value, None)];
+        let mut otherwise = vec![TxnOp::get(key, None)];
+        for r in reserve {
+            when.push(Compare::create_revision(r.as_str(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(r.as_str(), reservation(key), None));
+            otherwise.push(TxnOp::get(r.as_str(), None));
+        }
+        for r in release {
+            then.push(TxnOp::delete(r.as_str(), None));
+        }
+        let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
+        let resp = self.kv().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
+        }
+        let found = existing(resp.op_responses());
+        match found.iter().find(|(k, _)| k == key) {
+            None => Err(StorageError::NotFound),
+            Some((_, rev)) if *rev != expected => Err(StorageError::Conflict),
+            Some(_) => Err(StorageError::Reserved(
+                found
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .find(|k| k != key)
+                    .unwrap_or_default(),
+            )),
+        }
+    }
+
+    /// Deletes `key` (at mod revision `expected`) and the reservation keys `release` together.
+    pub async fn delete_releasing(
+        &self,
+        key: &str,
+        expected: i64,
+        release: &[String],
+    ) -> Result<i64, StorageError> {
+        let mut then = vec![TxnOp::delete(key, None)];
+        for r in release {
+            then.push(TxnOp::delete(r.as_str(), None));
+        }
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then(then)
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self.kv().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or(0));
+        }
+        if existing(resp.op_responses()).is_empty() {
+            Err(StorageError::NotFound)
+        } else {
+            Err(StorageError::Conflict)
+        }
+    }
+
+    /// Every key under `prefix` (keys only).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_keys_only();
+        let resp = self.kv().get(prefix, Some(opts)).await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect())
     }
 
     /// Watches every key under `prefix` from `start_revision`, with previous values (DELETED events

@@ -94,8 +94,9 @@ async fn label_annotate_scale_expose_and_watch() {
             "AGE"
         ]
     );
-    assert_eq!(rows[1][0], "web");
-    assert_eq!(rows[1][4], "80/TCP");
+    // `default` also holds the `kubernetes` Service the apiserver keeps.
+    let web = rows.iter().find(|r| r[0] == "web").expect("web is listed");
+    assert_eq!(web[4], "80/TCP");
 
     // `get -w`: the listing, then every change, until the stream is closed.
     let watcher = {

@@ -149,6 +149,11 @@ pub struct KubeletConfig {
     pub events: bool,
     pub machine: MachineConfig,
     pub sim: SimConfig,
+    /// The niwa-kubelet binary the process runtime runs as shim, enter helper and built-in
+    /// images (default: this executable).
+    pub exe: Option<PathBuf>,
+    /// How often ConfigMap and Secret volumes are re-read.
+    pub volume_resync: Duration,
 }
 
 impl KubeletConfig {
@@ -178,6 +183,8 @@ impl KubeletConfig {
             events: runtime == RuntimeKind::Process,
             machine: MachineConfig::default(),
             sim: SimConfig::default(),
+            exe: None,
+            volume_resync: Duration::from_secs(2),
         }
     }
 

@@ -94,12 +94,38 @@ impl std::fmt::Debug for Kubelet {
     }
 }
 
-fn make_runtime(config: &KubeletConfig) -> Result<Arc<dyn Runtime>, KubeletError> {
+fn make_runtime(
+    config: &KubeletConfig,
+    client: &Client,
+    capacity: &config::Capacity,
+) -> Result<Arc<dyn Runtime>, KubeletError> {
     match config.runtime {
         RuntimeKind::Sim => Ok(Arc::new(runtime::sim::SimRuntime::new(config.sim.clone()))),
-        RuntimeKind::Process => Err(KubeletError::Runtime(
-            "the process runtime is not available yet".into(),
-        )),
+        RuntimeKind::Process => {
+            let exe = match &config.exe {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    KubeletError::Runtime(format!("cannot find this executable: {e}"))
+                })?,
+            };
+            let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let process = runtime::process::ProcessConfig {
+                root_dir: config.root_dir.clone(),
+                exe,
+                dns: runtime::process::dns::ClusterDns {
+                    nameserver: config.cluster_dns.to_string(),
+                    domain: config.cluster_domain.clone(),
+                    host_resolv_conf,
+                },
+                rotation: logs::file::Rotation::default(),
+                node_cpu: capacity.cpu.clone(),
+                node_memory: capacity.memory.clone(),
+                volume_resync: config.volume_resync,
+            };
+            let rt = runtime::process::ProcessRuntime::new(process, client.clone())
+                .map_err(KubeletError::Runtime)?;
+            Ok(Arc::new(rt))
+        }
     }
 }
 
@@ -128,7 +154,6 @@ impl Kubelet {
                 url: config.apiserver.clone(),
                 source,
             })?;
-        let runtime = make_runtime(&config)?;
         let metrics = Arc::new(Metrics::new());
         for n in &nodes {
             metrics
@@ -147,6 +172,7 @@ impl Kubelet {
             }
             _ => config.capacity.clone(),
         };
+        let runtime = make_runtime(&config, &client, &capacity)?;
         let config = Arc::new(config);
         let mut tasks = JoinSet::new();
 

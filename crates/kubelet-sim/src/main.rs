@@ -180,7 +180,37 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The helper modes of the same binary: the process runtime's shim and enter helper, and the
+/// built-in images.
+fn helper(args: &[String]) -> Option<i32> {
+    use niwa_kubelet::runtime::process::{enter, shim};
+    match args.get(1).map(String::as_str)? {
+        "shim" => {
+            let launch = args.get(2)?;
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&args[0]));
+            Some(shim::shim(std::path::Path::new(launch), &exe))
+        }
+        "enter" if args.get(2).map(String::as_str) == Some("--join") => {
+            let pid: u32 = args.get(3)?.parse().ok()?;
+            let argv: Vec<String> = args
+                .iter()
+                .skip(4)
+                .skip_while(|a| *a == "--")
+                .cloned()
+                .collect();
+            Some(enter::join(pid, &argv))
+        }
+        "enter" => Some(enter::enter(std::path::Path::new(args.get(2)?))),
+        "image" => Some(niwa_kubelet::images::builtin::run(args.get(2)?, &args[3..])),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = helper(&args) {
+        return ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1));
+    }
     let flags = Flags::parse();
     init_logging(flags.log_format);
     let config = match flags.into_config() {

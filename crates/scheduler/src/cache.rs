@@ -46,6 +46,8 @@ pub struct Cache {
     /// A node was added or removed since the last snapshot: its order must be rebuilt.
     membership_changed: bool,
     objects_changed: bool,
+    /// Nodes known to the informer (entries with `info`).
+    live_nodes: usize,
 }
 
 impl Cache {
@@ -54,7 +56,7 @@ impl Cache {
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.values().filter(|e| e.info.is_some()).count()
+        self.live_nodes
     }
 
     pub fn pod_count(&self) -> usize {
@@ -114,6 +116,7 @@ impl Cache {
                     info.add_pod(p);
                 }
                 entry.info = Some(Arc::new(info));
+                self.live_nodes += 1;
                 self.membership_changed = true;
             }
         }
@@ -126,6 +129,7 @@ impl Cache {
         };
         if let Some(info) = entry.info.take() {
             entry.orphans = info.pods.clone();
+            self.live_nodes -= 1;
             self.membership_changed = true;
         }
         if entry.orphans.is_empty() {

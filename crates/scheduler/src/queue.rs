@@ -155,6 +155,8 @@ pub struct SchedulingQueue {
     active: BinaryHeap<Active>,
     backoff: BinaryHeap<Reverse<(Instant, u64, String)>>,
     seq: u64,
+    /// Uids of the parked (unschedulable) pods, so events do not scan every pending pod.
+    parked: std::collections::HashSet<String>,
     scheduling_cycle: u64,
     /// The cycle of the last move request: a pod that failed in a cycle at or before it may have
     /// missed the event, so it goes to backoff instead of parking.
@@ -196,6 +198,7 @@ impl SchedulingQueue {
     }
 
     fn push_active(&mut self, uid: &str) {
+        self.parked.remove(uid);
         self.seq += 1;
         let Some(e) = self.entries.get_mut(uid) else {
             return;
@@ -211,6 +214,7 @@ impl SchedulingQueue {
     }
 
     fn push_backoff(&mut self, uid: &str) {
+        self.parked.remove(uid);
         self.seq += 1;
         let Some(e) = self.entries.get_mut(uid) else {
             return;
@@ -268,6 +272,7 @@ impl SchedulingQueue {
 
     /// The pod was deleted or bound by someone else.
     pub fn delete(&mut self, uid: &str) {
+        self.parked.remove(uid);
         self.entries.remove(uid);
     }
 
@@ -291,8 +296,9 @@ impl SchedulingQueue {
     /// Parked pods waiting longer than [`MAX_IN_UNSCHEDULABLE`] get retried anyway.
     pub fn flush_unschedulable_leftover(&mut self, now: Instant) {
         let stale: Vec<String> = self
-            .entries
+            .parked
             .iter()
+            .filter_map(|u| self.entries.get(u).map(|e| (u, e)))
             .filter(|(_, e)| {
                 e.place == Where::Unschedulable
                     && now.duration_since(e.pod.timestamp) >= MAX_IN_UNSCHEDULABLE
@@ -358,6 +364,7 @@ impl SchedulingQueue {
             self.push_backoff(uid);
         } else {
             e.place = Where::Unschedulable;
+            self.parked.insert(uid.to_string());
         }
     }
 
@@ -392,9 +399,13 @@ impl SchedulingQueue {
     /// off). Returns how many moved.
     pub fn on_event(&mut self, event: ClusterEvent, now: Instant) -> usize {
         self.move_request_cycle = self.scheduling_cycle;
+        if self.parked.is_empty() {
+            return 0;
+        }
         let moving: Vec<String> = self
-            .entries
+            .parked
             .iter()
+            .filter_map(|u| self.entries.get(u).map(|e| (u, e)))
             .filter(|(_, e)| {
                 e.place == Where::Unschedulable
                     && (e.pod.rejected_by.is_empty()

@@ -40,7 +40,7 @@ impl LogProxy {
         }
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, ApiError> {
+    pub fn channel(&self, addr: &str) -> Result<Channel, ApiError> {
         if let Some(c) = self.channels.lock().get(addr) {
             return Ok(c.clone());
         }
@@ -55,7 +55,7 @@ impl LogProxy {
     }
 
     /// `host:port` of the kubelet that runs on `node`.
-    async fn kubelet_address(&self, node: &str) -> Result<String, ApiError> {
+    pub async fn kubelet_address(&self, node: &str) -> Result<String, ApiError> {
         let nodes = rest::resolve("", "v1", "nodes")?;
         let node_obj = self.rest.get(nodes, "", node).await?;
         let status = &node_obj["status"];
@@ -197,8 +197,10 @@ pub async fn logs(ctx: &Ctx) -> Result<Response, ApiError> {
 /// A kubelet error: its Kubernetes Status when it sent one, else a 500 naming the node.
 fn kubelet_error(status: &tonic::Status, node: &str) -> ApiError {
     let err = ApiError::from_grpc(status);
-    if matches!(err.reason, Reason::InternalError | Reason::ServiceUnavailable)
-        && status.code() == tonic::Code::Unavailable
+    if matches!(
+        err.reason,
+        Reason::InternalError | Reason::ServiceUnavailable
+    ) && status.code() == tonic::Code::Unavailable
     {
         return ApiError::internal(format!(
             "error dialing backend: the kubelet of node {node:?} is unreachable: {}",

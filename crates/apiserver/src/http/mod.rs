@@ -9,11 +9,13 @@
 //! * [`discovery`], [`openapi`], [`version`] — what clients read before they act.
 //! * [`table`] — server-side printing (`kubectl get` columns); [`watch`] — watch streams;
 //!   [`validate`] — `fieldValidation` (unknown and duplicate fields).
-//! * [`logs`] — `pods/log`, proxied to the kubelet that runs the pod; [`kubeconfig`] — writing a
-//!   kubeconfig for a cluster; [`serve`] — one listener for gRPC and REST (routed by content-type).
+//! * [`logs`], [`exec`] — `pods/log` and `pods/exec` (WebSocket), proxied to the kubelet that
+//!   runs the pod; [`kubeconfig`] — writing a kubeconfig for a cluster; [`serve`] — one listener
+//!   for gRPC and REST (routed by content-type).
 
 pub mod decode;
 pub mod discovery;
+pub mod exec;
 pub mod kubeconfig;
 pub mod logs;
 pub mod media;

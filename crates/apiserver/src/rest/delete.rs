@@ -5,7 +5,7 @@ use niwa_api::{ApiError, ResourceInfo};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Rest;
+use super::{Rest, SYSTEM_NAMESPACES};
 use crate::object::{self, meta_mut};
 use crate::storage::StorageError;
 
@@ -52,6 +52,15 @@ impl Rest {
         opts: DeleteOptions,
     ) -> Result<Value, ApiError> {
         let key = Self::key(info, namespace, name)?;
+        if info.group.is_empty() && info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
+            let mut err = ApiError::new(
+                niwa_api::Reason::Forbidden,
+                format!("namespaces {name:?} is forbidden: this namespace may not be deleted"),
+            );
+            err.name = name.into();
+            err.kind = info.plural.into();
+            return Err(err);
+        }
         // Retry a few times on a concurrent write between our read and our compare-and-swap.
         for _ in 0..8 {
             let Some(current) = self.storage.get(&key, 0).await? else {
@@ -87,7 +96,20 @@ impl Rest {
             if opts.dry_run.iter().any(|d| d == "All") {
                 return Ok(obj);
             }
-            let result = if keep {
+            if !keep {
+                return match self
+                    .commit_delete(info, &key, name, &current.object, current.revision)
+                    .await
+                {
+                    Ok(rev) => {
+                        object::set_resource_version(&mut obj, rev);
+                        Ok(obj)
+                    }
+                    Err(e) if e.reason == niwa_api::Reason::Conflict => continue,
+                    Err(e) => Err(e),
+                };
+            }
+            let result = {
                 let md = meta_mut(&mut obj);
                 if md.get("deletionTimestamp").is_none_or(Value::is_null) {
                     md.insert("deletionTimestamp".into(), json!(object::now_plus(grace)));
@@ -108,8 +130,6 @@ impl Rest {
                     obj["status"] = json!({"phase": "Terminating"});
                 }
                 self.storage.update(&key, &obj, current.revision).await
-            } else {
-                self.storage.delete(&key, current.revision).await
             };
             match result {
                 Ok(rev) => {

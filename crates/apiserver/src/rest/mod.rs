@@ -7,6 +7,7 @@
 //! * `read.rs` — get and list with selectors, limit/continue and resourceVersion semantics.
 //! * `watch.rs` — watch streams with initial events, selector transitions and bookmarks.
 
+mod commit;
 mod delete;
 mod patch;
 mod read;
@@ -14,12 +15,16 @@ mod subresources;
 mod watch;
 mod write;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use niwa_api::{ApiError, Reason, Registry, ResourceInfo};
 use serde_json::Value;
 
 use crate::cache::Caches;
+use crate::net::{Ipv4Net, PortRange};
+use crate::server::{DEFAULT_NODE_PORT_RANGE, DEFAULT_SERVICE_CIDR};
+use crate::services::{self, ServiceAllocator};
 use crate::storage::{Storage, StorageError};
 
 pub use delete::DeleteOptions;
@@ -38,6 +43,10 @@ pub const SYSTEM_NAMESPACES: &[&str] =
 pub struct Rest {
     storage: Storage,
     caches: Arc<Caches>,
+    services: Arc<ServiceAllocator>,
+    /// Where clients reach this apiserver (for the `kubernetes` Service); none in tests that
+    /// build a bare `Rest`.
+    advertise: Option<SocketAddr>,
 }
 
 impl From<StorageError> for ApiError {
@@ -73,15 +82,46 @@ pub fn resolve(
 
 impl Rest {
     pub fn new(storage: Storage, caches: Arc<Caches>) -> Rest {
-        Rest { storage, caches }
+        Rest {
+            storage,
+            caches,
+            services: Arc::new(ServiceAllocator::new(
+                DEFAULT_SERVICE_CIDR,
+                DEFAULT_NODE_PORT_RANGE,
+            )),
+            advertise: None,
+        }
+    }
+
+    /// Service addresses from `cidr` and `node_ports`; `advertise` is this apiserver's address,
+    /// which the `kubernetes` Service and its Endpoints point at.
+    pub fn with_services(
+        mut self,
+        cidr: Ipv4Net,
+        node_ports: PortRange,
+        advertise: SocketAddr,
+    ) -> Rest {
+        self.services = Arc::new(ServiceAllocator::new(cidr, node_ports));
+        self.advertise = Some(advertise);
+        self
     }
 
     pub fn storage(&self) -> &Storage {
         &self.storage
     }
 
-    /// Creates the system namespaces that do not exist yet.
+    /// Creates the system namespaces that do not exist yet, rebuilds the Service allocators
+    /// from the store, and keeps the `kubernetes` Service and its endpoints current.
     pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        self.bootstrap_namespaces().await?;
+        self.services.rebuild(&self.storage).await?;
+        if let Some(addr) = self.advertise {
+            self.bootstrap_kubernetes_service(addr).await?;
+        }
+        Ok(())
+    }
+
+    async fn bootstrap_namespaces(&self) -> Result<(), ApiError> {
         let namespaces = resolve("", "v1", "namespaces")?;
         for ns in SYSTEM_NAMESPACES {
             let body = serde_json::json!({
@@ -91,6 +131,79 @@ impl Rest {
                 Ok(_) => tracing::info!(namespace = ns, "created system namespace"),
                 Err(e) if e.reason == Reason::AlreadyExists => {}
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The `kubernetes` Service (first IP of the range, 443 → this apiserver), its Endpoints and
+    /// EndpointSlice: created when missing, their ports corrected when the apiserver moved.
+    async fn bootstrap_kubernetes_service(&self, addr: SocketAddr) -> Result<(), ApiError> {
+        let first = self.services.first_ip();
+        let wanted = [
+            (
+                resolve("", "v1", "services")?,
+                services::kubernetes_service(first, addr),
+            ),
+            (
+                resolve("", "v1", "endpoints")?,
+                services::kubernetes_endpoints(addr),
+            ),
+            (
+                resolve("discovery.k8s.io", "v1", "endpointslices")?,
+                services::kubernetes_endpoint_slice(addr),
+            ),
+        ];
+        for (info, body) in wanted {
+            match self.get(info, "default", "kubernetes").await {
+                Err(e) if e.reason == Reason::NotFound => {
+                    self.create(info, "default", body, false).await?;
+                    tracing::info!(
+                        resource = info.plural,
+                        "created the kubernetes {}",
+                        info.kind
+                    );
+                }
+                Err(e) => return Err(e),
+                Ok(current) => {
+                    let stale = match info.kind {
+                        "Service" => {
+                            let port = &current["spec"]["ports"][0];
+                            port["port"] != 443 || port["targetPort"] != addr.port()
+                        }
+                        "Endpoints" => current["subsets"] != body["subsets"],
+                        _ => {
+                            current["endpoints"] != body["endpoints"]
+                                || current["ports"] != body["ports"]
+                        }
+                    };
+                    if stale {
+                        let mut next = current.clone();
+                        for k in ["spec", "subsets", "endpoints", "ports"] {
+                            if let Some(v) = body.get(k) {
+                                next[k] = v.clone();
+                            }
+                        }
+                        if info.kind == "Service" {
+                            next["spec"]["clusterIP"] = current["spec"]["clusterIP"].clone();
+                            next["spec"]["clusterIPs"] = current["spec"]["clusterIPs"].clone();
+                        }
+                        self.update(
+                            info,
+                            "default",
+                            "kubernetes",
+                            next,
+                            UpdateScope::Main,
+                            false,
+                        )
+                        .await?;
+                        tracing::info!(
+                            resource = info.plural,
+                            "updated the kubernetes {}",
+                            info.kind
+                        );
+                    }
+                }
             }
         }
         Ok(())

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use super::{Rest, check_body, resolve};
 use crate::kinds;
 use crate::object::{self, meta_mut};
-use crate::storage::StorageError;
 
 /// Options of a write beyond its body: `dryRun`, the `fieldManager` whose ownership of fields is
 /// recorded in `metadata.managedFields` (none recorded when empty), and `force` for applies.
@@ -150,27 +149,20 @@ impl Rest {
         }
         let name = object::name(&body).to_string();
         if info.namespaced {
-            self.check_namespace_open(object::namespace(&body)).await?;
+            self.check_namespace_open(info, &name, object::namespace(&body))
+                .await?;
         }
         let key = Self::key(info, object::namespace(&body), &name)?;
-        if dry_run {
-            if self.storage.get(&key, 0).await?.is_some() {
-                return Err(ApiError::already_exists(info, &name));
-            }
-            return Ok(body);
-        }
-        match self.storage.create(&key, &body).await {
-            Ok(rev) => {
-                object::set_resource_version(&mut body, rev);
-                Ok(body)
-            }
-            Err(StorageError::AlreadyExists) => Err(ApiError::already_exists(info, &name)),
-            Err(e) => Err(e.into()),
-        }
+        self.commit_create(info, &key, body, dry_run).await
     }
 
     /// Creating in a namespace needs the namespace to exist and not be terminating.
-    async fn check_namespace_open(&self, namespace: &str) -> Result<(), ApiError> {
+    async fn check_namespace_open(
+        &self,
+        info: &ResourceInfo,
+        name: &str,
+        namespace: &str,
+    ) -> Result<(), ApiError> {
         let namespaces = resolve("", "v1", "namespaces")?;
         match self
             .storage
@@ -178,12 +170,9 @@ impl Rest {
             .await?
         {
             None => Err(ApiError::not_found(namespaces, namespace)),
-            Some(ns) if object::is_deleting(&ns.object) => Err(ApiError::new(
-                Reason::Forbidden,
-                format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
-                ),
-            )),
+            Some(ns) if object::is_deleting(&ns.object) => {
+                Err(namespace_terminating(info, name, namespace))
+            }
             Some(_) => Ok(()),
         }
     }
@@ -273,31 +262,42 @@ impl Rest {
             };
             track(info, Some(&current.object), &mut updated, opts, sub);
         }
-        if dry_run {
-            object::set_resource_version(&mut updated, current.revision);
-            return Ok(updated);
-        }
-        // An object being deleted whose last finalizer was just removed goes away now.
-        if object::is_deleting(&updated) && object::finalizers(&updated).is_empty() {
-            return match self.storage.delete(&key, current.revision).await {
-                Ok(rev) => {
-                    object::set_resource_version(&mut updated, rev);
-                    Ok(updated)
-                }
-                Err(StorageError::Conflict) => Err(ApiError::stale(info, name)),
-                Err(StorageError::NotFound) => Err(ApiError::not_found(info, name)),
-                Err(e) => Err(e.into()),
-            };
-        }
-        match self.storage.update(&key, &updated, current.revision).await {
-            Ok(rev) => {
-                object::set_resource_version(&mut updated, rev);
-                Ok(updated)
-            }
-            Err(StorageError::Conflict) => Err(ApiError::stale(info, name)),
-            Err(e) => Err(e.into()),
-        }
+        self.commit_update(
+            info,
+            &key,
+            &current.object,
+            current.revision,
+            updated,
+            dry_run,
+        )
+        .await
     }
+}
+
+/// NamespaceLifecycle's refusal: `pods "x" is forbidden: unable to create new content in
+/// namespace ns because it is being terminated`, with the `NamespaceTerminating` cause.
+fn namespace_terminating(info: &ResourceInfo, name: &str, namespace: &str) -> ApiError {
+    let resource = if info.group.is_empty() {
+        info.plural.to_string()
+    } else {
+        format!("{}.{}", info.plural, info.group)
+    };
+    let mut err = ApiError::new(
+        Reason::Forbidden,
+        format!(
+            "{resource} {name:?} is forbidden: unable to create new content in namespace \
+             {namespace} because it is being terminated"
+        ),
+    );
+    err.name = name.into();
+    err.group = info.group.into();
+    err.kind = info.plural.into();
+    err.causes = vec![niwa_api::Cause {
+        reason: "NamespaceTerminating".into(),
+        message: format!("namespace {namespace} is being terminated"),
+        field: "metadata.namespace".into(),
+    }];
+    err
 }
 
 /// Builds the object to store from the current one and the client's body: server-set metadata is

@@ -71,6 +71,28 @@ impl Cluster {
     pub fn client(&self) -> ResourcesClient<Channel> {
         self.client.clone()
     }
+
+    /// Another apiserver on the same store (as after a restart, or in an HA pair); stopped with
+    /// the cluster or by cancelling the returned token.
+    pub async fn another_apiserver(&self) -> (ResourcesClient<Channel>, CancellationToken) {
+        let token = self.shutdown.child_token();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let config = niwa_apiserver::ApiServerConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            vec![self.store.to_string()],
+        );
+        let t = token.clone();
+        tokio::spawn(async move {
+            if let Err(e) = niwa_apiserver::run(config, t, Some(ready_tx)).await {
+                eprintln!("apiserver failed: {e}");
+            }
+        });
+        let api = ready_rx.await.expect("apiserver ready");
+        let client = ResourcesClient::connect(format!("http://{api}"))
+            .await
+            .expect("connect");
+        (client, token)
+    }
 }
 
 /// `pods`, `configmaps`, `deployments.apps` → a ResourceRef.

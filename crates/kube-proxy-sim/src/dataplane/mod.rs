@@ -301,3 +301,27 @@ impl DataPlane {
         self.running.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_errors_explain_themselves() {
+        let key = ListenerKey {
+            ip: "127.96.0.20".parse().expect("ip"),
+            port: 80,
+            protocol: Protocol::Tcp,
+        };
+        let denied = BindError::new(key, io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(denied, BindError::PermissionDenied { .. }));
+        let text = denied.to_string();
+        assert!(text.contains("127.96.0.20:80/TCP"), "{text}");
+        assert!(
+            text.contains("net.ipv4.ip_unprivileged_port_start"),
+            "{text}"
+        );
+        let foreign = BindError::new(key, io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+        assert!(foreign.to_string().contains("127.0.0.0/8"));
+    }
+}

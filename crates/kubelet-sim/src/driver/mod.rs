@@ -309,7 +309,7 @@ impl Driver {
             .is_some();
         if matches!(phase, Some("Succeeded" | "Failed")) {
             machine.adopt_finished(&pod, now);
-        } else if already_ours && let Some(adopted) = self.runtime.adopt(&handle) {
+        } else if already_ours && let Some(adopted) = self.runtime.adopt(&handle, &self.sink) {
             if let (Some(ip), Some(slot)) = (adopted.pod_ip, self.nodes.get_mut(&node)) {
                 slot.ipam.claim(&uid, ip);
             }
@@ -323,6 +323,7 @@ impl Driver {
                 &pod,
                 adopted.pod_ip.map(|ip| ip.to_string()),
                 &adopted.running,
+                &adopted.exited,
                 now,
             );
         }
@@ -454,6 +455,7 @@ impl Driver {
                 {
                     Some(Ok(ip)) => rt.create_sandbox(h, ip, &self.sink),
                     Some(Err(e)) => vec![Scheduled::now(Event::SandboxFailed {
+                        reason: "FailedCreatePodSandBox",
                         message: e.to_string(),
                     })],
                     None => Vec::new(),

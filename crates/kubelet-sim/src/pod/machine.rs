@@ -134,7 +134,9 @@ pub enum Event {
     SandboxReady {
         pod_ip: Option<String>,
     },
+    /// `reason` is the Event reason (`FailedCreatePodSandBox`, `FailedMount`).
     SandboxFailed {
+        reason: &'static str,
         message: String,
     },
     SandboxKilled,
@@ -445,13 +447,8 @@ impl PodMachine {
                     self.pod_ip = pod_ip;
                 }
             }
-            Event::SandboxFailed { message } => {
-                self.record(
-                    EventType::Warning,
-                    "FailedCreatePodSandBox",
-                    message.clone(),
-                    None,
-                );
+            Event::SandboxFailed { reason, message } => {
+                self.record(EventType::Warning, reason, message.clone(), None);
                 self.sandbox = Sandbox::Failed {
                     message,
                     retry_at: after(now, self.config.error_resync),
@@ -1070,6 +1067,7 @@ impl PodMachine {
         pod: &Pod,
         pod_ip: Option<String>,
         running: &[(String, Running)],
+        exited: &[(String, Terminated)],
         now: Timestamp,
     ) {
         self.sandbox = Sandbox::Ready;
@@ -1109,6 +1107,10 @@ impl PodMachine {
             c.restart_count = u32::try_from(old.restart_count).unwrap_or(0);
             if let Some(t) = &state.terminated {
                 c.current = Some(Instance::Terminated(terminated(t)));
+                c.previous = last;
+            } else if let Some((_, t)) = exited.iter().find(|(name, _)| *name == c.spec.name) {
+                // It ended while the kubelet was away; the runtime knows how.
+                c.current = Some(Instance::Terminated(t.clone()));
                 c.previous = last;
             } else if let Some(r) = &state.running
                 && !running.iter().any(|(name, _)| *name == c.spec.name)
@@ -1175,7 +1177,7 @@ impl PodMachine {
     /// last status, run nothing.
     pub fn adopt_finished(&mut self, pod: &Pod, now: Timestamp) {
         let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
-        self.adopt(pod, pod_ip, &[], now);
+        self.adopt(pod, pod_ip, &[], &[], now);
         self.sandbox = Sandbox::Killed;
         self.terminal = Some(Terminal::Completed);
     }

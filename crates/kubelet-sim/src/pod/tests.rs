@@ -965,6 +965,7 @@ fn adoption_keeps_running_containers_and_counts() {
         &pod,
         Some("127.244.1.2".into()),
         &[("app".into(), running.clone())],
+        &[],
         h.now,
     );
     assert_eq!(
@@ -984,7 +985,7 @@ fn adoption_keeps_running_containers_and_counts() {
 
     // A container that vanished while the kubelet was down is reported as Kubernetes does.
     let mut m = PodMachine::new(&pod, MachineConfig::default());
-    m.adopt(&pod, Some("127.244.1.2".into()), &[], h.now);
+    m.adopt(&pod, Some("127.244.1.2".into()), &[], &[], h.now);
     let s = pod_status(&m, HOST_IP, "BestEffort", pod.status.as_ref(), h.now);
     let cs = s.container_statuses.unwrap_or_default().remove(0);
     let t = cs.state.and_then(|s| s.terminated).unwrap_or_default();

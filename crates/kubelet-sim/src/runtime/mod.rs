@@ -3,6 +3,7 @@
 //! now"), which the driver keeps on its own timer, or does the work in a task and reports through
 //! the [`EventSink`] (the process runtime).
 
+pub mod process;
 pub mod sim;
 
 use std::net::Ipv4Addr;
@@ -16,7 +17,7 @@ use niwa_api::proto::kubelet::{ExecInput, ExecOutput, ExecStart};
 
 use crate::config::{NodeIdentity, RuntimeKind};
 use crate::logs::{LogError, LogRequest, LogStream};
-use crate::pod::{Event, ProbeKind, Running, Signal};
+use crate::pod::{Event, ProbeKind, Running, Signal, Terminated};
 
 /// An event due `after` from now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +93,8 @@ impl PodHandle {
 pub struct Adopted {
     pub pod_ip: Option<Ipv4Addr>,
     pub running: Vec<(String, Running)>,
+    /// Instances that ended while the kubelet was away.
+    pub exited: Vec<(String, Terminated)>,
 }
 
 /// Resource pressure a runtime can observe on its node (node conditions).
@@ -147,8 +150,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Tear the sandbox down; answers `SandboxKilled`.
     fn kill_sandbox(&self, pod: &PodHandle, sink: &EventSink) -> Vec<Scheduled>;
 
-    /// After a kubelet restart: what of this pod still runs.
-    fn adopt(&self, pod: &PodHandle) -> Option<Adopted>;
+    /// After a kubelet restart: what of this pod still runs (instances still running report their
+    /// end on `sink` later).
+    fn adopt(&self, pod: &PodHandle, sink: &EventSink) -> Option<Adopted>;
 
     /// The pod is gone for good: drop what is kept about it (logs, directories).
     fn forget(&self, uid: &str);

@@ -358,7 +358,7 @@ impl Runtime for SimRuntime {
         vec![Scheduled::now(Event::SandboxKilled)]
     }
 
-    fn adopt(&self, pod: &PodHandle) -> Option<Adopted> {
+    fn adopt(&self, pod: &PodHandle, _sink: &EventSink) -> Option<Adopted> {
         // Nothing was lost: simulated containers "kept running" while the kubelet was away, so
         // whatever the last status said runs, runs.
         let status = pod.pod.status.as_ref()?;
@@ -383,7 +383,11 @@ impl Runtime for SimRuntime {
                 ))
             })
             .collect();
-        Some(Adopted { pod_ip, running })
+        Some(Adopted {
+            pod_ip,
+            running,
+            exited: Vec::new(),
+        })
     }
 
     fn forget(&self, uid: &str) {

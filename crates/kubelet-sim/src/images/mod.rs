@@ -1,6 +1,13 @@
-//! Image references: how `nginx` becomes `docker.io/library/nginx:latest`, and the `imageID`
-//! (`docker.io/library/nginx@sha256:...`) niwa reports. niwa pulls nothing, so the digest is a
-//! stable hash of the reference rather than of image content.
+//! Images. niwa has no registry and pulls nothing:
+//!
+//! * this module: references (how `nginx` becomes `docker.io/library/nginx:latest`) and the
+//!   `imageID` niwa reports (`docker.io/library/nginx@sha256:...`, a stable hash of the reference);
+//! * [`catalog`]: what the process runtime can run for an image (a command, a built-in image, or
+//!   ErrImagePull with a message saying what niwa runs);
+//! * [`builtin`]: the built-in images themselves (`niwa-kubelet image nginx|httpd|agnhost|pause`).
+
+pub mod builtin;
+pub mod catalog;
 
 /// The fully qualified form of an image reference, as container runtimes report `image`.
 pub fn normalize(image: &str) -> String {

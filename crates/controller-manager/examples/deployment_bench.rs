@@ -1,0 +1,215 @@
+//! Benchmark program (issue 7): a Deployment of 10,000 replicas on 1,000 sim nodes, with niwa's
+//! scheduler and sim kubelet in the loop.
+//!
+//! ```sh
+//! cargo build --release -p niwa-controller-manager --bin niwa-controller-manager --example deployment_bench
+//! target/release/examples/deployment_bench [--replicas 10000] [--nodes 1000]
+//! ```
+//!
+//! The store, apiserver, scheduler and sim kubelet run in this process; the controller-manager runs
+//! as its own process (the release binary next to this example), so its CPU time and memory are
+//! measured alone (from /proc). Phases: time from `create` to all replicas available; a rolling
+//! update (new image, maxSurge 25 %, maxUnavailable 25 %) to all updated and available.
+
+use std::time::{Duration, Instant};
+
+use niwa_client::k8s::api::apps::v1::Deployment;
+use niwa_client::k8s::api::core::v1::Node;
+use niwa_client::{Api, Client, Patch};
+use tokio_util::sync::CancellationToken;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// (CPU seconds, RSS MiB) of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // After the ")": state is field 3, utime 14, stime 15 (1-based over the whole line).
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = (ticks(14) + ticks(15)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, rss_kb / 1024.0)
+}
+
+async fn wait_done(
+    client: &Client,
+    name: &str,
+    replicas: i32,
+    revision: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let api: Api<Deployment> = client.namespaced("default");
+    let start = Instant::now();
+    loop {
+        if let Ok(d) = api.get(name).await {
+            let rev = d
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .cloned();
+            if let Some(st) = d.status
+                && st.available_replicas == Some(replicas)
+                && st.updated_replicas == Some(replicas)
+                && st.replicas == Some(replicas)
+                && rev.as_deref() == Some(revision)
+            {
+                return Ok(start.elapsed());
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(format!("{name} not done after {timeout:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let replicas = arg("--replicas", 10_000) as i32;
+    let nodes = arg("--nodes", 1_000);
+    let cp = niwa_testkit::ControlPlane::start().await;
+    let client = cp.client();
+    let stop = CancellationToken::new();
+
+    // Sim kubelet: `nodes` nodes in this process, on 127.77.x addresses.
+    let mut k = niwa_kubelet::config::KubeletConfig::new(
+        &cp.api_url(),
+        niwa_kubelet::config::RuntimeKind::Sim,
+    );
+    k.node_name = "bench".into();
+    k.node_ip = std::net::Ipv4Addr::new(127, 77, 0, 1);
+    k.pod_cidr = niwa_kubelet::config::PodCidr {
+        base: std::net::Ipv4Addr::new(127, 78, 0, 0),
+    };
+    k.nodes = nodes;
+    k.port = 0;
+    k.health_port = 0;
+    k.events = false;
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = niwa_kubelet::run(k, token).await {
+            eprintln!("sim kubelet failed: {e}");
+        }
+    });
+    let sched = niwa_scheduler::runtime::SchedulerConfig::new(&cp.api_url());
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = niwa_scheduler::runtime::run(sched, token).await {
+            eprintln!("scheduler failed: {e}");
+        }
+    });
+    let nodes_api: Api<Node> = client.all();
+    let t = Instant::now();
+    loop {
+        let ready = nodes_api
+            .list(&Default::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if ready >= nodes {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!("only {ready} of {nodes} nodes registered");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "{nodes} sim nodes registered in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // The controller-manager as its own process.
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("niwa-controller-manager"))
+        .ok_or_else(|| anyhow::anyhow!("no binary dir"))?;
+    let mut cm = tokio::process::Command::new(&bin)
+        .args([
+            "--apiserver",
+            &cp.api_url(),
+            "--leader-elect=false",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+    let pid = cm.id().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (cpu0, _) = proc_usage(pid);
+
+    let d: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "bench"}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "main", "image": "nginx:1"}]}
+            }
+        }
+    }))?;
+    let deployments: Api<Deployment> = client.namespaced("default");
+    let t = Instant::now();
+    deployments.create(&d).await?;
+    let up = wait_done(&client, "bench", replicas, "1", Duration::from_secs(900)).await;
+    let (cpu1, rss1) = proc_usage(pid);
+    match &up {
+        Ok(_) => println!(
+            "create → {replicas} available: {:.1} s   (controller-manager CPU {:.1} s, RSS {:.0} MiB)",
+            t.elapsed().as_secs_f64(),
+            cpu1 - cpu0,
+            rss1
+        ),
+        Err(e) => println!("create: {e}"),
+    }
+    if up.is_ok() {
+        let t = Instant::now();
+        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}});
+        deployments.patch("bench", &Patch::Merge(patch)).await?;
+        let rolled = wait_done(&client, "bench", replicas, "2", Duration::from_secs(1800)).await;
+        let (cpu2, rss2) = proc_usage(pid);
+        match rolled {
+            Ok(_) => println!(
+                "rolling update of {replicas} (25%/25%): {:.1} s   (controller-manager CPU {:.1} s, RSS {:.0} MiB)",
+                t.elapsed().as_secs_f64(),
+                cpu2 - cpu1,
+                rss2
+            ),
+            Err(e) => println!("rolling update: {e}"),
+        }
+    }
+    let _ = cm.start_kill();
+    stop.cancel();
+    Ok(())
+}

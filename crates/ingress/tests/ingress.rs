@@ -370,3 +370,89 @@ async fn ingress_routes_hosts_and_paths_with_tls_h2_and_status() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Starts niwa-ingress (HTTP only) against `cp`; it stops when the returned token is dropped.
+async fn start_ingress(cp: &ControlPlane) -> (SocketAddr, tokio_util::sync::DropGuard) {
+    let mut config =
+        niwa_ingress::IngressConfig::new(&cp.api_url(), "127.0.0.1:0".parse().expect("addr"));
+    config.metrics_listen = "127.0.0.1:0".parse().expect("addr");
+    let shutdown = CancellationToken::new();
+    let guard = shutdown.clone().drop_guard();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(niwa_ingress::run(config, shutdown, Some(tx)));
+    let bound = rx.await.expect("ingress started");
+    (bound.http, guard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_beats_prefix_and_the_default_backend_catches_the_rest() {
+    let cp = ControlPlane::start().await;
+    let b = block();
+    let ip = |n| IpAddr::V4(Ipv4Addr::new(127, 244, b, n));
+    let exact = backend(ip(11), "exact").await;
+    let prefix = backend(ip(12), "prefix").await;
+    let fallback = backend(ip(13), "fallback").await;
+    service_with_endpoints(&cp, "exact", &[exact]).await;
+    service_with_endpoints(&cp, "prefix", &[prefix]).await;
+    service_with_endpoints(&cp, "fallback", &[fallback]).await;
+    let (http, _guard) = start_ingress(&cp).await;
+
+    // The class named explicitly; rules without a host; a default backend.
+    let ingresses: Api<Ingress> = cp.client().namespaced("default");
+    create(
+        &ingresses,
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": {"name": "api", "namespace": "default"},
+               "spec": {
+                 "ingressClassName": "niwa",
+                 "defaultBackend": {"service": {"name": "fallback", "port": {"name": "http"}}},
+                 "rules": [{"http": {"paths": [
+                   {"path": "/api", "pathType": "Exact", "backend": {"service": {"name": "exact", "port": {"number": 80}}}},
+                   {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "prefix", "port": {"number": 80}}}}
+                 ]}}]}}),
+    )
+    .await;
+
+    let got = eventually_status("http", "any.test", http, "/api", 200).await;
+    assert!(
+        got.body.starts_with("name=exact path=/api "),
+        "{}",
+        got.body
+    );
+    // Exact does not match a trailing slash; Prefix matches element-wise.
+    for (path, want) in [
+        ("/api/", "prefix"),
+        ("/api/v1", "prefix"),
+        ("/apiary", "fallback"),
+        ("/", "fallback"),
+        ("/other/x", "fallback"),
+    ] {
+        let reply = curl("http", "any.test", http, path, &[]);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert!(
+            reply.body.starts_with(&format!("name={want} path={path}")),
+            "{path}: {}",
+            reply.body
+        );
+    }
+
+    // The default backend loses its endpoints: 503, while the rules still route.
+    let slices: Api<EndpointSlice> = cp.client().namespaced("default");
+    let mut slice = slices.get("fallback-1").await.expect("slice");
+    slice.endpoints.clear();
+    slices.replace(&slice).await.expect("replace");
+    let down = eventually_status("http", "any.test", http, "/other", 503).await;
+    assert!(down.body.contains("no ready endpoints"), "{}", down.body);
+    assert!(
+        curl("http", "any.test", http, "/api/v2", &[])
+            .body
+            .starts_with("name=prefix ")
+    );
+
+    // Without the Ingress nothing matches: 404.
+    ingresses
+        .delete("api", &Default::default())
+        .await
+        .expect("delete");
+    eventually_status("http", "any.test", http, "/api", 404).await;
+}

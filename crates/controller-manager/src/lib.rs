@@ -27,7 +27,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use niwa_client::Client;
 use niwa_client::leader::{LeaderConfig, LeaderElector};
 use niwa_client::runtime::watcher;
@@ -137,6 +137,17 @@ async fn run_controllers(
                 token.clone(),
             )
         });
+    let services = enabled
+        .iter()
+        .any(|n| controllers::needs_services(n))
+        .then(|| {
+            Informer::start(
+                client.all::<Service>(),
+                watcher::Config::default(),
+                &mut tasks,
+                token.clone(),
+            )
+        });
     let host = config.identity.clone();
     for name in enabled {
         let events = EventSink::start(client.clone(), name, Some(&host), &mut tasks, token.clone());
@@ -144,6 +155,7 @@ async fn run_controllers(
             client: client.clone(),
             pods: pods.clone(),
             nodes: nodes.clone(),
+            services: services.clone(),
             events,
             clock: config.clock.clone(),
             concurrency: config.concurrency.clone(),

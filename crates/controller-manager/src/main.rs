@@ -70,6 +70,12 @@ struct Args {
     concurrent_cron_job_syncs: usize,
     #[arg(long, default_value_t = 5)]
     concurrent_ttl_after_finished_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_endpoint_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    #[arg(long, default_value_t = 5)]
+    mirroring_concurrent_service_endpoint_syncs: usize,
     /// Pod CIDR for node IPAM (cluster controllers).
     #[arg(long, env = "NIWA_CLUSTER_CIDR", default_value = "127.244.0.0/16")]
     cluster_cidr: String,
@@ -122,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
     config.concurrency.job = args.concurrent_job_syncs;
     config.concurrency.cronjob = args.concurrent_cron_job_syncs;
     config.concurrency.ttl_after_finished = args.concurrent_ttl_after_finished_syncs;
+    config.concurrency.endpoint = args.concurrent_endpoint_syncs;
+    config.concurrency.endpointslice = args.concurrent_service_endpoint_syncs;
+    config.concurrency.endpointslice_mirroring = args.mirroring_concurrent_service_endpoint_syncs;
     config.cluster_cidr = args.cluster_cidr;
     config.lb_pool = args.lb_pool;
     niwa_controller_manager::run(config, shutdown).await?;

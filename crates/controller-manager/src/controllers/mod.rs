@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use niwa_client::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +19,10 @@ use selection::ControllerName;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoint;
+pub mod endpointslice;
 pub mod job;
+pub mod keyed;
 pub mod pod_control;
 pub mod replicaset;
 pub mod selection;
@@ -62,6 +65,21 @@ pub const CONTROLLERS: &[ControllerName] = &[
         alias: "ttl-after-finished",
         enabled_by_default: true,
     },
+    ControllerName {
+        name: "endpointslice-controller",
+        alias: "endpointslice",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "endpointslice-mirroring-controller",
+        alias: "endpointslice-mirroring",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "endpoints-controller",
+        alias: "endpoint",
+        enabled_by_default: true,
+    },
 ];
 
 /// Workers per controller (`--concurrent-*-syncs`; Kubernetes' defaults).
@@ -74,6 +92,9 @@ pub struct Concurrency {
     pub job: usize,
     pub cronjob: usize,
     pub ttl_after_finished: usize,
+    pub endpoint: usize,
+    pub endpointslice: usize,
+    pub endpointslice_mirroring: usize,
 }
 
 impl Default for Concurrency {
@@ -86,6 +107,9 @@ impl Default for Concurrency {
             job: 5,
             cronjob: 5,
             ttl_after_finished: 5,
+            endpoint: 5,
+            endpointslice: 5,
+            endpointslice_mirroring: 5,
         }
     }
 }
@@ -97,6 +121,8 @@ pub struct Shared {
     pub pods: Informer<Pod>,
     /// Started only when a controller that needs nodes runs.
     pub nodes: Option<Informer<Node>>,
+    /// Started only when a controller that needs Services runs.
+    pub services: Option<Informer<Service>>,
     pub events: EventSink,
     pub clock: Clock,
     pub concurrency: Concurrency,
@@ -172,6 +198,14 @@ pub fn needs_nodes(name: &str) -> bool {
     name == "daemonset-controller"
 }
 
+/// Whether a controller needs the Service informer.
+pub fn needs_services(name: &str) -> bool {
+    matches!(
+        name,
+        "endpoints-controller" | "endpointslice-controller" | "endpointslice-mirroring-controller"
+    )
+}
+
 /// Run controller `name` until `shutdown`.
 pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: CancellationToken) {
     tracing::info!(controller = name, "starting");
@@ -183,6 +217,11 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         "job-controller" => job::run(shared, shutdown).await,
         "cronjob-controller" => cronjob::run(shared, shutdown).await,
         "ttl-after-finished-controller" => job::ttl::run(shared, shutdown).await,
+        "endpoints-controller" => endpoint::run(shared, shutdown).await,
+        "endpointslice-controller" => endpointslice::run(shared, shutdown).await,
+        "endpointslice-mirroring-controller" => {
+            endpointslice::mirroring::run(shared, shutdown).await
+        }
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

@@ -132,7 +132,10 @@ impl FakeKubelet {
                 if behaviour == Behaviour::Skip {
                     continue;
                 }
-                let status = status_for(behaviour);
+                let mut status = status_for(behaviour);
+                // Each pod its own address (the endpoints controllers need one).
+                let n = NEXT_POD_IP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                status.pod_ip = Some(format!("127.250.{}.{}", (n / 250) % 250, n % 250 + 1));
                 let mut updated = pod.clone();
                 updated.status = Some(status);
                 let api: Api<Pod> = client.namespaced(&pod.namespace().unwrap_or_default());
@@ -142,6 +145,8 @@ impl FakeKubelet {
         FakeKubelet { stop, task }
     }
 }
+
+static NEXT_POD_IP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn status_for(b: Behaviour) -> PodStatus {
     let now = Time(jiff::Timestamp::now());

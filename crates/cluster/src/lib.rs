@@ -11,8 +11,13 @@
 //! * [`state`] — the state file (`<data-dir>/cluster.json`) through which `niwa status` and
 //!   `niwa down` find a running cluster.
 //!
+//! * [`leftovers`] — stopping the containers that outlive their kubelet when the cluster stops.
+//! * [`bootstrap`] — objects the cluster needs once the apiserver is up (the `kube-dns` Service).
+//!
 //! The kubeconfig it writes comes from `niwa_apiserver::http::kubeconfig`.
 
+pub mod bootstrap;
+pub mod leftovers;
 pub mod plan;
 pub mod state;
 pub mod supervisor;

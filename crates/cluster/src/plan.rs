@@ -177,6 +177,23 @@ impl ClusterPlan {
         path_arg(&self.data_dir.join(sub))
     }
 
+    /// The address niwa-dns answers on; the `kube-dns` Service (at [`Network::dns_service_ip`])
+    /// forwards to it through niwa-proxy, as a ClusterIP fronts CoreDNS pods.
+    pub fn dns_endpoint(&self) -> SocketAddr {
+        SocketAddr::from((self.network.control_plane, 1053))
+    }
+
+    /// The node address of the first simulated node (further ones count up from it): a /16 of its
+    /// own so thousands of them fit, apart from the process nodes.
+    pub fn sim_node_ip(&self) -> Ipv4Addr {
+        let [a, b, _] = self.network.node_prefix;
+        if self.network.control_plane == Ipv4Addr::new(127, 0, 0, 1) {
+            Ipv4Addr::new(127, 2, 0, 1)
+        } else {
+            Ipv4Addr::new(a, b, 16, 1)
+        }
+    }
+
     /// Every component, in start order.
     pub fn components(&self) -> Vec<ComponentSpec> {
         let net = &self.network;
@@ -233,7 +250,7 @@ impl ClusterPlan {
                 args: vec![
                     s("--apiserver"),
                     s(&api),
-                    s("--metrics-listen"),
+                    s("--health-listen"),
                     s(SocketAddr::from((cp, 10259))),
                 ],
                 stage: Stage::ControlPlane,
@@ -246,7 +263,7 @@ impl ClusterPlan {
                     s("--apiserver"),
                     s(&api),
                     s("--listen"),
-                    s(SocketAddr::from((net.dns_service_ip, 53))),
+                    s(self.dns_endpoint()),
                     s("--metrics-listen"),
                     s(SocketAddr::from((cp, 9153))),
                     s("--domain"),
@@ -261,6 +278,10 @@ impl ClusterPlan {
                 args: vec![
                     s("--apiserver"),
                     s(&api),
+                    s("--http-listen"),
+                    s(SocketAddr::from((cp, 80))),
+                    s("--https-listen"),
+                    s(SocketAddr::from((cp, 443))),
                     s("--metrics-listen"),
                     s(SocketAddr::from((cp, 10254))),
                 ],
@@ -281,6 +302,8 @@ impl ClusterPlan {
                     s(&name),
                     s("--node-ip"),
                     s(ip),
+                    s("--pod-cidr"),
+                    s(self.pod_cidr(n)),
                     s("--runtime"),
                     s(self.runtime.as_str()),
                     s("--root-dir"),
@@ -289,8 +312,8 @@ impl ClusterPlan {
                     s(net.dns_service_ip),
                     s("--cluster-domain"),
                     s(&self.cluster_domain),
-                    s("--metrics-listen"),
-                    s(SocketAddr::from((ip, 10248))),
+                    s("--healthz-port"),
+                    s(10248),
                 ],
                 stage: Stage::Nodes,
                 health: SocketAddr::from((ip, 10248)),
@@ -313,9 +336,8 @@ impl ClusterPlan {
             });
         }
         if self.sim_nodes > 0 {
-            // Simulated nodes share one kubelet process; their addresses follow the process nodes.
-            let first = self.nodes + 1;
-            let ip = net.node_ip(first);
+            // Simulated nodes share one kubelet process.
+            let ip = self.sim_node_ip();
             out.push(ComponentSpec {
                 name: "kubelet-sim".into(),
                 binary: "niwa-kubelet",
@@ -330,16 +352,37 @@ impl ClusterPlan {
                     s("sim-node"),
                     s("--node-ip"),
                     s(ip),
+                    s("--pod-cidr"),
+                    s(self.pod_cidr(self.nodes + 1)),
                     s("--root-dir"),
                     self.dir("nodes/sim"),
-                    s("--metrics-listen"),
-                    s(SocketAddr::from((ip, 10248))),
+                    s("--cluster-dns"),
+                    s(net.dns_service_ip),
+                    s("--cluster-domain"),
+                    s(&self.cluster_domain),
+                    s("--healthz-port"),
+                    s(10248),
                 ],
                 stage: Stage::Nodes,
                 health: SocketAddr::from((ip, 10248)),
             });
         }
         out
+    }
+
+    /// Pod addresses of process node `n`: the n-th /24 of the cluster CIDR (so the node IPAM
+    /// controller, which keeps a podCIDR a node already has, agrees).
+    pub fn pod_cidr(&self, n: u32) -> String {
+        let base: Ipv4Addr = self
+            .network
+            .cluster_cidr
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(Ipv4Addr::new(127, 244, 0, 0));
+        let [a, b, c, _] = base.octets();
+        let third = (u32::from(c) + n).min(255) as u8;
+        format!("{a}.{b}.{third}.0/24")
     }
 }
 
@@ -374,12 +417,12 @@ mod tests {
         assert_eq!(
             args_of(&plan, "kubelet-node-1"),
             "niwa-kubelet --apiserver http://127.0.0.1:6443 --node-name node-1 --node-ip 127.1.0.1 \
-             --runtime process --root-dir /d/nodes/node-1 --cluster-dns 127.96.0.10 \
-             --cluster-domain cluster.local --metrics-listen 127.1.0.1:10248"
+             --pod-cidr 127.244.1.0/24 --runtime process --root-dir /d/nodes/node-1 \
+             --cluster-dns 127.96.0.10 --cluster-domain cluster.local --healthz-port 10248"
         );
         assert_eq!(
             args_of(&plan, "dns"),
-            "niwa-dns --apiserver http://127.0.0.1:6443 --listen 127.96.0.10:53 \
+            "niwa-dns --apiserver http://127.0.0.1:6443 --listen 127.0.0.1:1053 \
              --metrics-listen 127.0.0.1:9153 --domain cluster.local"
         );
     }
@@ -400,7 +443,9 @@ mod tests {
         }
         assert_eq!(plan.network.node_ip(3), Ipv4Addr::new(127, 37, 1, 3));
         assert!(args_of(&plan, "kubelet-sim").contains("--nodes 100 --node-name sim-node"));
-        assert!(args_of(&plan, "kubelet-sim").contains("--node-ip 127.37.1.4"));
+        assert!(args_of(&plan, "kubelet-sim").contains("--node-ip 127.37.16.1"));
+        assert!(args_of(&plan, "kubelet-node-3").contains("--pod-cidr 127.37.131.0/24"));
+        assert!(args_of(&plan, "kubelet-sim").contains("--pod-cidr 127.37.132.0/24"));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub enum SupervisorError {
         log: String,
         tail: String,
     },
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error("cannot start {component}: {source}")]
     Spawn {
         component: String,
@@ -211,6 +213,12 @@ impl Supervisor {
             if shutdown.is_cancelled() {
                 break;
             }
+            if specs.first().map(|c| c.stage) == Some(Stage::ApiServer)
+                && let Err(e) = crate::bootstrap::after_apiserver(&plan).await
+            {
+                result = Err(e.into());
+                break;
+            }
         }
         if result.is_ok() && !shutdown.is_cancelled() {
             let kubeconfig = niwa_apiserver::http::kubeconfig::Kubeconfig::for_address(
@@ -231,6 +239,7 @@ impl Supervisor {
             stop.cancel();
             while tasks.join_next().await.is_some() {}
         }
+        crate::leftovers::stop_containers(&plan.data_dir, STOP_GRACE).await;
         writer.abort();
         if let Some(state) = shared.snapshot() {
             state.save(&plan.data_dir)?;

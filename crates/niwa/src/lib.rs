@@ -1,8 +1,8 @@
 //! # niwa (the command line)
 //!
-//! The user's entry point. Today: a small kubectl-like client of niwa's gRPC API —
-//! `niwa apply -f`, `niwa get`, `niwa delete` — the reference client of that API. Planned:
-//! `niwa up/down/status` (the local multi-process cluster), each in its own module next to these.
+//! The user's entry point: `niwa up/down/status` run the local multi-process cluster
+//! ([`cluster`]), and a small kubectl-like client of niwa's gRPC API — `niwa apply -f`,
+//! `niwa get`, `niwa delete` — is the reference client of that API.
 //!
 //! Where to start reading:
 //! * [`Cli`] / [`Command`] — the flags (clap); [`run`] dispatches to one module per subcommand.
@@ -13,6 +13,7 @@
 //! * [`target`] — resolving what the user typed (`po`, `deploy`, `svc/web`) to a resource.
 
 pub mod apply;
+pub mod cluster;
 pub mod columns;
 pub mod delete;
 pub mod get;
@@ -56,9 +57,13 @@ pub enum Command {
     Get(get::GetArgs),
     /// Delete objects by name, file or label selector (`kubectl delete`).
     Delete(delete::DeleteArgs),
-    // The local cluster's commands (`niwa up`, `niwa down`, `niwa status`) go here, each with its
-    // own module (up.rs, down.rs, status.rs) and its own `Args`; they do not need `--server`'s
-    // client, so `run` dispatches them before connecting.
+    /// Start a local cluster: store, apiserver, controllers, DNS, ingress, and per node a kubelet
+    /// and a proxy, each its own process.
+    Up(cluster::up::UpArgs),
+    /// Stop the local cluster (its data stays; `niwa up` resumes it).
+    Down(cluster::down::DownArgs),
+    /// The local cluster's components, their health, and its nodes.
+    Status(cluster::status::StatusArgs),
 }
 
 /// A failed command: already reported in kubectl's words; the exit code says how it failed.
@@ -78,15 +83,23 @@ pub async fn run(
     out: &mut dyn std::io::Write,
     err: &mut dyn std::io::Write,
 ) -> Result<(), CliError> {
+    // The local cluster's commands need no client of `--server`.
+    let command = match cli.command {
+        Command::Up(args) => return cluster::up::run(args, out).await,
+        Command::Down(args) => return cluster::down::run(args, out).await,
+        Command::Status(args) => return cluster::status::run(args, out).await,
+        other => other,
+    };
     let client = Client::connect_lazy(&cli.server).map_err(|e| CliError::Usage(e.to_string()))?;
     let ctx = Context {
         client,
         server: cli.server.clone(),
     };
-    match cli.command {
+    match command {
         Command::Apply(args) => apply::run(&ctx, args, out, err).await,
         Command::Get(args) => get::run(&ctx, args, out, err).await,
         Command::Delete(args) => delete::run(&ctx, args, out, err).await,
+        Command::Up(_) | Command::Down(_) | Command::Status(_) => Ok(()),
     }
 }
 

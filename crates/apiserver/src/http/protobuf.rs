@@ -434,6 +434,14 @@ fn to_json(s: &Schemas, d: &Dbg, schema: &Value) -> Option<Value> {
                 let Some((json_name, prop)) =
                     props.and_then(|p| p.iter().find(|(k, _)| k.to_ascii_lowercase() == wanted))
                 else {
+                    // Go's `json:",inline"` members (IngressRule's ingressRuleValue, Volume's
+                    // volumeSource, Probe's handler, …) are a message of their own in protobuf
+                    // but flat in JSON: map their fields onto this object's schema.
+                    if matches!(fv, Dbg::Struct(..))
+                        && let Some(Value::Object(inner)) = to_json(s, fv, schema)
+                    {
+                        out.extend(inner);
+                    }
                     continue;
                 };
                 if matches!(fv, Dbg::Num(n) if n == "0")
@@ -592,6 +600,55 @@ mod tests {
         let obj = decode(&envelope("v1", "Secret", secret.encode_to_vec())).unwrap_or_default();
         assert_eq!(obj["data"]["k"], B64.encode(b"v\x00\xff"));
         assert_eq!(obj["type"], "Opaque");
+    }
+
+    /// `kubectl create ingress demo --rule=/foo*=web:80`: the rule's `http` sits in protobuf's
+    /// `ingressRuleValue` message and is flat in JSON.
+    #[test]
+    fn inline_members_are_flattened() {
+        use k8s_pb::api::networking::v1 as net;
+        use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
+        let ingress = net::Ingress {
+            metadata: Some(meta::ObjectMeta {
+                name: Some("demo".into()),
+                ..Default::default()
+            }),
+            spec: Some(net::IngressSpec {
+                rules: vec![net::IngressRule {
+                    host: Some(String::new()),
+                    ingress_rule_value: Some(net::IngressRuleValue {
+                        http: Some(net::HttpIngressRuleValue {
+                            paths: vec![net::HttpIngressPath {
+                                path: Some("/foo".into()),
+                                path_type: Some("Prefix".into()),
+                                backend: Some(net::IngressBackend {
+                                    service: Some(net::IngressServiceBackend {
+                                        name: Some("web".into()),
+                                        port: Some(net::ServiceBackendPort {
+                                            number: Some(80),
+                                            name: Some(String::new()),
+                                        }),
+                                    }),
+                                    resource: None,
+                                }),
+                            }],
+                        }),
+                    }),
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        };
+        let obj = decode(&envelope(
+            "networking.k8s.io/v1",
+            "Ingress",
+            ingress.encode_to_vec(),
+        ))
+        .unwrap_or_default();
+        let path = &obj["spec"]["rules"][0]["http"]["paths"][0];
+        assert_eq!(path["path"], "/foo");
+        assert_eq!(path["pathType"], "Prefix");
+        assert_eq!(path["backend"]["service"]["port"]["number"], 80);
     }
 
     #[test]

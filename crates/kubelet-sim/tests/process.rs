@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Cluster, condition, container, phase, restarts, wait_gone, wait_pod};
+use common::{
+    Cluster, condition, container, kill_containers, phase, restarts, wait_gone, wait_pod,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use niwa_client::{Api, DeleteParams};
 use niwa_kubelet::config::RuntimeKind;
@@ -88,39 +90,10 @@ impl ProcessCluster {
 
 impl Drop for ProcessCluster {
     /// Container processes outlive the kubelet by design (their shims keep them, so a restarted
-    /// kubelet adopts them): kill each instance's process group, which the test started.
+    /// kubelet adopts them): kill the ones this test started.
     fn drop(&mut self) {
-        let pods = self.dir.path().join("kubelet").join("pods");
-        for pid_file in glob_pid_files(&pods) {
-            let pid = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok());
-            if let Some(pid) = pid.filter(|p| *p > 1) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        kill_containers(&self.dir.path().join("kubelet"));
     }
-}
-
-/// `pods/*/containers/*/*/pid` under the kubelet's root.
-fn glob_pid_files(pods: &Path) -> Vec<PathBuf> {
-    let dirs = |p: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    for pod in dirs(pods) {
-        for c in dirs(&pod.join("containers")) {
-            for inst in dirs(&c) {
-                out.push(inst.join("pid"));
-            }
-        }
-    }
-    out
 }
 
 /// A plain HTTP/1.0 GET (no client library: exactly what curl sends).

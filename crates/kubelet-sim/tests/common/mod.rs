@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -197,4 +198,29 @@ pub fn container(p: &Pod, name: &str) -> Value {
 
 pub fn restarts(p: &Pod, name: &str) -> i64 {
     container(p, name)["restartCount"].as_i64().unwrap_or(0)
+}
+
+/// Kills the process group of every container instance under a process-runtime root dir (they
+/// outlive the kubelet by design: their shims keep them so that a restarted kubelet adopts them).
+pub fn kill_containers(root_dir: &Path) {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for pod in dirs(&root_dir.join("pods")) {
+        for c in dirs(&pod.join("containers")) {
+            for inst in dirs(&c) {
+                let pid = std::fs::read_to_string(inst.join("pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok());
+                if let Some(pid) = pid.filter(|p| *p > 1) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
 }

@@ -76,6 +76,10 @@ struct Args {
     concurrent_service_endpoint_syncs: usize,
     #[arg(long, default_value_t = 5)]
     mirroring_concurrent_service_endpoint_syncs: usize,
+    #[arg(long, default_value_t = 10)]
+    concurrent_namespace_syncs: usize,
+    #[arg(long, default_value_t = 1)]
+    concurrent_serviceaccount_syncs: usize,
     /// Pod CIDR for node IPAM (cluster controllers).
     #[arg(long, env = "NIWA_CLUSTER_CIDR", default_value = "127.244.0.0/16")]
     cluster_cidr: String,
@@ -131,6 +135,8 @@ async fn main() -> anyhow::Result<()> {
     config.concurrency.endpoint = args.concurrent_endpoint_syncs;
     config.concurrency.endpointslice = args.concurrent_service_endpoint_syncs;
     config.concurrency.endpointslice_mirroring = args.mirroring_concurrent_service_endpoint_syncs;
+    config.concurrency.namespace = args.concurrent_namespace_syncs;
+    config.concurrency.serviceaccount = args.concurrent_serviceaccount_syncs;
     config.cluster_cidr = args.cluster_cidr;
     config.lb_pool = args.lb_pool;
     niwa_controller_manager::run(config, shutdown).await?;

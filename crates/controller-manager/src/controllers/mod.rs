@@ -23,9 +23,11 @@ pub mod endpoint;
 pub mod endpointslice;
 pub mod job;
 pub mod keyed;
+pub mod namespace;
 pub mod pod_control;
 pub mod replicaset;
 pub mod selection;
+pub mod serviceaccount;
 pub mod statefulset;
 
 /// The controllers this binary runs, with Kubernetes' names.
@@ -80,6 +82,16 @@ pub const CONTROLLERS: &[ControllerName] = &[
         alias: "endpoint",
         enabled_by_default: true,
     },
+    ControllerName {
+        name: "namespace-controller",
+        alias: "namespace",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "serviceaccount-controller",
+        alias: "serviceaccount",
+        enabled_by_default: true,
+    },
 ];
 
 /// Workers per controller (`--concurrent-*-syncs`; Kubernetes' defaults).
@@ -95,6 +107,8 @@ pub struct Concurrency {
     pub endpoint: usize,
     pub endpointslice: usize,
     pub endpointslice_mirroring: usize,
+    pub namespace: usize,
+    pub serviceaccount: usize,
 }
 
 impl Default for Concurrency {
@@ -110,6 +124,8 @@ impl Default for Concurrency {
             endpoint: 5,
             endpointslice: 5,
             endpointslice_mirroring: 5,
+            namespace: 10,
+            serviceaccount: 1,
         }
     }
 }
@@ -222,6 +238,8 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         "endpointslice-mirroring-controller" => {
             endpointslice::mirroring::run(shared, shutdown).await
         }
+        "namespace-controller" => namespace::run(shared, shutdown).await,
+        "serviceaccount-controller" => serviceaccount::run(shared, shutdown).await,
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

@@ -97,10 +97,21 @@ pub fn plan(image: &str, command: &[String], args: &[String], exe: &Path) -> Pla
         None if !command.is_empty() => (Vec::new(), Vec::new()),
         None => return Plan::Unavailable(unavailable_message(image)),
     };
-    let mut argv = if command.is_empty() {
-        entrypoint
-    } else {
-        command.to_vec()
+    // A command naming the image's own binary (`/agnhost serve-hostname`, as Kubernetes' docs
+    // write it) runs the built-in with the rest of the command as its arguments.
+    let names_builtin = |c: &str| {
+        known
+            .and_then(|k| k.builtin)
+            .is_some_and(|b| c.rsplit('/').next() == Some(b))
+    };
+    let mut argv = match command.split_first() {
+        None => entrypoint,
+        Some((first, rest)) if names_builtin(first) => {
+            let mut argv = entrypoint;
+            argv.extend(rest.iter().cloned());
+            argv
+        }
+        Some(_) => command.to_vec(),
     };
     argv.extend(if args.is_empty() && command.is_empty() {
         cmd
@@ -175,6 +186,20 @@ mod tests {
                 "agnhost",
                 "netexec",
                 "--http-port=8080"
+            ]))
+        );
+        assert_eq!(
+            plan(
+                "registry.k8s.io/e2e-test-images/agnhost:2.53",
+                &v(&["/agnhost", "serve-hostname"]),
+                &[],
+                exe
+            ),
+            Plan::Run(v(&[
+                "/bin/niwa-kubelet",
+                "image",
+                "agnhost",
+                "serve-hostname"
             ]))
         );
         assert_eq!(plan("busybox", &[], &[], exe), Plan::Run(v(&["sh"])));

@@ -1,0 +1,533 @@
+//! Test group "workloads" (one 2-node cluster): the README walkthrough's pods, namespaces, labels
+//! and selectors, ReplicaSet self-healing, Deployment rollout and rollback, ConfigMap and Secret,
+//! Job and CronJob — each scenario in its own namespace, all at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use niwa_client::k8s::api::core::v1::Pod;
+use niwa_client::{DeleteParams, ListParams};
+use niwa_e2e::{Cluster, eventually, http, run_all, scenario};
+
+const MIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads() {
+    let c = Cluster::up(2).expect("cluster up");
+    run_all(vec![
+        scenario("pods", pods(&c)),
+        scenario("namespaces and labels", namespaces_and_labels(&c)),
+        scenario("replicaset self-healing", replicaset_self_healing(&c)),
+        scenario("deployment rollout and rollback", deployment_rollout(&c)),
+        scenario("configmap and secret", config_and_secret(&c)),
+        scenario("job", job(&c)),
+        scenario("cronjob", cronjob(&c)),
+    ])
+    .await;
+}
+
+/// `kubectl run`, `create -f`, `get -o yaml/jsonpath`, the pod IP answering HTTP, and the same
+/// pods through niwa-client's gRPC API.
+async fn pods(c: &Cluster) -> Result<()> {
+    let ns = "pods";
+    c.namespace(ns).await?;
+    c.kubectl(&["run", "web", "--image=nginx", "-n", ns])
+        .await?;
+    c.wait_pod_ready(ns, "web", MIN).await?;
+    let ip = c.jsonpath(ns, &["pod", "web"], "{.status.podIP}").await?;
+    ensure!(
+        c.is_pod_ip(&ip),
+        "pod IP {ip} outside the cluster's pod CIDR"
+    );
+    let page = http::get_ok(&format!("{ip}:80"), "/").await?;
+    ensure!(page.contains("Welcome to nginx!"), "nginx page: {page}");
+    ensure!(
+        niwa_e2e::served_by(&page) == "web",
+        "page names pod: {page}"
+    );
+
+    let manifest = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: apache
+  labels: {app: apache}
+spec:
+  containers:
+  - name: httpd
+    image: httpd
+    ports: [{containerPort: 80}]
+"#;
+    c.kubectl_stdin(&["create", "-n", ns, "-f", "-"], Some(manifest))
+        .await?;
+    let again = c
+        .kubectl_stdin(&["create", "-n", ns, "-f", "-"], Some(manifest))
+        .await;
+    ensure!(
+        again
+            .as_ref()
+            .err()
+            .is_some_and(|e| format!("{e}").contains("AlreadyExists")),
+        "a second create -f must be AlreadyExists: {again:?}"
+    );
+    c.wait_pod_ready(ns, "apache", MIN).await?;
+    let image = c
+        .jsonpath(ns, &["pod", "apache"], "{.spec.containers[0].image}")
+        .await?;
+    ensure!(image == "httpd", "image {image}");
+    let yaml = c
+        .kubectl(&["get", "pod", "apache", "-n", ns, "-o", "yaml"])
+        .await?;
+    ensure!(
+        yaml.contains("kind: Pod") && yaml.contains("phase: Running"),
+        "get -o yaml: {yaml}"
+    );
+    let apache_ip = c
+        .jsonpath(ns, &["pod", "apache"], "{.status.podIP}")
+        .await?;
+    let page = http::get_ok(&format!("{apache_ip}:80"), "/").await?;
+    ensure!(page.contains("It works!"), "httpd page: {page}");
+
+    // The same pods over gRPC, and a pod created over gRPC seen by kubectl.
+    let client = c.client().await?;
+    let api = client.namespaced::<Pod>(ns);
+    let web = api.get("web").await?;
+    let grpc_ip = web.status.and_then(|s| s.pod_ip).unwrap_or_default();
+    ensure!(grpc_ip == ip, "gRPC pod IP {grpc_ip} vs kubectl {ip}");
+    let listed = api
+        .list(&ListParams::default().labels("app=apache"))
+        .await?;
+    ensure!(
+        listed.items.len() == 1,
+        "gRPC list -l app=apache: {}",
+        listed.items.len()
+    );
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "from-grpc", "labels": {"made-by": "grpc"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+    }))?;
+    api.create(&pod).await?;
+    c.wait_pod_ready(ns, "from-grpc", MIN).await?;
+    let names = c.pod_names(ns, "made-by=grpc").await?;
+    ensure!(names == ["from-grpc"], "kubectl sees {names:?}");
+    let ip = c
+        .jsonpath(ns, &["pod", "from-grpc"], "{.status.podIP}")
+        .await?;
+    http::get_ok(&format!("{ip}:80"), "/").await?;
+
+    // Delete: through kubectl and through gRPC; both are gone.
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "web",
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=60s",
+    ])
+    .await?;
+    api.delete("from-grpc", &DeleteParams::default()).await?;
+    eventually("deleted pods gone", MIN, || async {
+        let left = c.pod_names(ns, "run=web").await?;
+        let grpc = api.get_opt("from-grpc").await?;
+        ensure!(
+            left.is_empty() && grpc.is_none(),
+            "left {left:?}, from-grpc {}",
+            grpc.is_some()
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Namespaces isolate names; equality- and set-based selectors; `kubectl label`.
+async fn namespaces_and_labels(c: &Cluster) -> Result<()> {
+    for ns in ["team-a", "team-b"] {
+        c.namespace(ns).await?;
+    }
+    for (ns, name, labels) in [
+        ("team-a", "front", "app=shop,tier=frontend"),
+        ("team-a", "back", "app=shop,tier=backend"),
+        ("team-a", "cache", "app=cache"),
+        ("team-b", "front", "app=shop,tier=frontend"),
+    ] {
+        c.kubectl(&[
+            "run",
+            name,
+            "--image=pause",
+            "-n",
+            ns,
+            &format!("--labels={labels}"),
+        ])
+        .await?;
+    }
+    // Same name in two namespaces; each namespace sees its own.
+    let a = c.pod_names("team-a", "app").await?;
+    ensure!(a == ["back", "cache", "front"], "team-a: {a:?}");
+    let b = c.pod_names("team-b", "app").await?;
+    ensure!(b == ["front"], "team-b: {b:?}");
+    for (selector, want) in [
+        ("tier=frontend", vec!["front"]),
+        ("app=shop,tier!=frontend", vec!["back"]),
+        ("tier in (frontend,backend)", vec!["back", "front"]),
+        ("!tier", vec!["cache"]),
+        ("app notin (shop)", vec!["cache"]),
+    ] {
+        let got = c.pod_names("team-a", selector).await?;
+        ensure!(got == want, "-l '{selector}': {got:?}, want {want:?}");
+    }
+    let all = c
+        .kubectl(&[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app=shop",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}",
+        ])
+        .await?;
+    let all: BTreeSet<&str> = all.split_whitespace().collect();
+    let want: BTreeSet<&str> = ["team-a/back", "team-a/front", "team-b/front"].into();
+    ensure!(all == want, "-A -l app=shop: {all:?}");
+
+    c.kubectl(&["label", "pod", "cache", "-n", "team-a", "env=prod"])
+        .await?;
+    let prod = c.pod_names("team-a", "env=prod").await?;
+    ensure!(prod == ["cache"], "after label: {prod:?}");
+    c.kubectl(&["label", "pod", "cache", "-n", "team-a", "env-"])
+        .await?;
+    ensure!(
+        c.pod_names("team-a", "env").await?.is_empty(),
+        "label removed"
+    );
+
+    // The gRPC client's label selector agrees.
+    let client = c.client().await?;
+    let pods = client
+        .namespaced::<Pod>("team-a")
+        .list(&ListParams::default().labels("tier in (frontend,backend)"))
+        .await?;
+    ensure!(
+        pods.items.len() == 2,
+        "gRPC set-based list: {}",
+        pods.items.len()
+    );
+    Ok(())
+}
+
+/// A ReplicaSet replaces a deleted pod; a container killed with SIGKILL restarts in place.
+async fn replicaset_self_healing(c: &Cluster) -> Result<()> {
+    let ns = "rs";
+    c.namespace(ns).await?;
+    c.apply(
+        ns,
+        r#"
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+"#,
+    )
+    .await?;
+    let ready = || async {
+        let n = c
+            .jsonpath(ns, &["rs", "web"], "{.status.readyReplicas}")
+            .await?;
+        ensure!(n == "3", "readyReplicas {n:?}");
+        c.pod_names(ns, "app=web").await
+    };
+    let before = eventually("3 ready replicas", MIN, ready).await?;
+    ensure!(before.len() == 3, "pods {before:?}");
+
+    let victim = &before[0];
+    c.kubectl(&["delete", "pod", victim, "-n", ns, "--wait=false"])
+        .await?;
+    let after = eventually("a replacement pod", MIN, || async {
+        let names = ready().await?;
+        ensure!(
+            names.len() == 3 && !names.contains(victim),
+            "pods {names:?}"
+        );
+        Ok(names)
+    })
+    .await?;
+    let fresh: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    ensure!(
+        fresh.len() == 1,
+        "one new pod: before {before:?}, after {after:?}"
+    );
+
+    // kill -9 the container process: the kubelet restarts it, same pod.
+    let pod = &after[0];
+    let old_pid = c.kill_container(ns, pod, "nginx").await?;
+    eventually("container restarted after kill -9", MIN, || async {
+        let restarts = c
+            .jsonpath(
+                ns,
+                &["pod", pod],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .await?;
+        ensure!(restarts == "1", "restartCount {restarts:?}");
+        let pid = c.container_pid(ns, pod, "nginx").await?;
+        ensure!(pid != old_pid, "still pid {pid}");
+        Ok(())
+    })
+    .await?;
+    c.wait_pod_ready(ns, pod, MIN).await?;
+    let ip = c.jsonpath(ns, &["pod", pod], "{.status.podIP}").await?;
+    http::get_ok(&format!("{ip}:80"), "/").await?;
+    let names = c.pod_names(ns, "app=web").await?;
+    ensure!(
+        names == after,
+        "the ReplicaSet kept its pods: {names:?} vs {after:?}"
+    );
+    Ok(())
+}
+
+/// `kubectl create deployment`, `rollout status`, `set image`, `rollout history`, `rollout undo`.
+async fn deployment_rollout(c: &Cluster) -> Result<()> {
+    let ns = "deploy";
+    c.namespace(ns).await?;
+    c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+        "-n",
+        ns,
+    ])
+    .await?;
+    c.rollout_status(ns, "web").await?;
+    let serving = |want: &'static str| async move {
+        let ips = c
+            .jsonpath(
+                ns,
+                &[
+                    "pods",
+                    "-l",
+                    "app=web",
+                    "--field-selector=status.phase=Running",
+                ],
+                "{.items[*].status.podIP}",
+            )
+            .await?;
+        let ips: Vec<&str> = ips.split_whitespace().collect();
+        ensure!(ips.len() == 2, "running pod IPs {ips:?}");
+        for ip in ips {
+            let page = http::get_ok(&format!("{ip}:80"), "/").await?;
+            ensure!(page.contains(want), "{ip} serves {page}");
+        }
+        Ok(())
+    };
+    eventually("nginx serving", MIN, || serving("Welcome to nginx!")).await?;
+
+    c.kubectl(&["set", "image", "deployment/web", "nginx=httpd", "-n", ns])
+        .await?;
+    let out = c.rollout_status(ns, "web").await?;
+    ensure!(
+        out.contains("successfully rolled out"),
+        "rollout status: {out}"
+    );
+    eventually("httpd serving", MIN, || serving("It works!")).await?;
+    let image = c
+        .jsonpath(
+            ns,
+            &["deployment", "web"],
+            "{.spec.template.spec.containers[0].image}",
+        )
+        .await?;
+    ensure!(image == "httpd", "image {image}");
+    let history = c
+        .kubectl(&["rollout", "history", "deployment/web", "-n", ns])
+        .await?;
+    ensure!(
+        history.contains('1') && history.contains('2'),
+        "history: {history}"
+    );
+
+    c.kubectl(&["rollout", "undo", "deployment/web", "-n", ns])
+        .await?;
+    c.rollout_status(ns, "web").await?;
+    eventually("nginx serving again", MIN, || serving("Welcome to nginx!")).await?;
+    let revision = c
+        .jsonpath(
+            ns,
+            &["deployment", "web"],
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        )
+        .await?;
+    ensure!(revision == "3", "revision after undo {revision:?}");
+    // The undo reused the first ReplicaSet: still two ReplicaSets, the old one scaled to 0.
+    let rs = c
+        .jsonpath(
+            ns,
+            &["rs", "-l", "app=web"],
+            "{range .items[*]}{.spec.replicas} {end}",
+        )
+        .await?;
+    let mut replicas: Vec<&str> = rs.split_whitespace().collect();
+    replicas.sort();
+    ensure!(replicas == ["0", "2"], "ReplicaSets' replicas {replicas:?}");
+    Ok(())
+}
+
+/// A ConfigMap and a Secret as environment variables and as files.
+async fn config_and_secret(c: &Cluster) -> Result<()> {
+    let ns = "config";
+    c.namespace(ns).await?;
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "app",
+        "-n",
+        ns,
+        "--from-literal=greeting=hello-niwa",
+    ])
+    .await?;
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "-n",
+        ns,
+        "--from-literal=password=s3cr3t",
+    ])
+    .await?;
+    c.apply(
+        ns,
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: show}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: busybox
+    command: ["sh", "-c", "echo env=$GREETING/$PASSWORD; echo file=$(cat /etc/app/greeting)/$(cat /etc/db/password)"]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: app, key: greeting}}
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: db, key: password}}
+    volumeMounts:
+    - {name: app, mountPath: /etc/app}
+    - {name: db, mountPath: /etc/db}
+  volumes:
+  - name: app
+    configMap: {name: app}
+  - name: db
+    secret: {secretName: db}
+"#,
+    )
+    .await?;
+    c.wait_pod_phase(ns, "show", "Succeeded", MIN).await?;
+    let logs = c.kubectl(&["logs", "show", "-n", ns]).await?;
+    ensure!(
+        logs.contains("env=hello-niwa/s3cr3t") && logs.contains("file=hello-niwa/s3cr3t"),
+        "logs: {logs}"
+    );
+    Ok(())
+}
+
+/// A Job of 3 completions, 2 at a time, runs to completion.
+async fn job(c: &Cluster) -> Result<()> {
+    let ns = "jobs";
+    c.namespace(ns).await?;
+    c.apply(
+        ns,
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: count}
+spec:
+  completions: 3
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: c, image: busybox, command: ["sh", "-c", "echo counted"]}
+"#,
+    )
+    .await?;
+    eventually("job complete", Duration::from_secs(90), || async {
+        let complete = c
+            .jsonpath(
+                ns,
+                &["job", "count"],
+                "{.status.conditions[?(@.type==\"Complete\")].status}",
+            )
+            .await?;
+        let succeeded = c
+            .jsonpath(ns, &["job", "count"], "{.status.succeeded}")
+            .await?;
+        ensure!(
+            complete == "True" && succeeded == "3",
+            "Complete={complete:?} succeeded={succeeded:?}"
+        );
+        Ok(())
+    })
+    .await?;
+    let logs = c.kubectl(&["logs", "job/count", "-n", ns]).await?;
+    ensure!(logs.contains("counted"), "job logs: {logs}");
+    Ok(())
+}
+
+/// A CronJob on `*/1 * * * *` creates a Job that completes (within the next minute boundary).
+async fn cronjob(c: &Cluster) -> Result<()> {
+    let ns = "cron";
+    c.namespace(ns).await?;
+    c.kubectl(&[
+        "create",
+        "cronjob",
+        "tick",
+        "-n",
+        ns,
+        "--image=busybox",
+        "--schedule=*/1 * * * *",
+        "--",
+        "sh",
+        "-c",
+        "echo tick",
+    ])
+    .await?;
+    let job = eventually("a Job of the CronJob succeeded", Duration::from_secs(100), || async {
+        let out = c
+            .jsonpath(ns, &["jobs"], "{range .items[*]}{.metadata.ownerReferences[0].name}={.metadata.name}={.status.succeeded} {end}")
+            .await?;
+        for entry in out.split_whitespace() {
+            let parts: Vec<&str> = entry.split('=').collect();
+            if let [owner, name, "1"] = parts[..]
+                && owner == "tick"
+            {
+                return Ok(name.to_string());
+            }
+        }
+        bail!("jobs: {out:?}")
+    })
+    .await?;
+    ensure!(job.starts_with("tick-"), "job name {job}");
+    let last = c
+        .jsonpath(ns, &["cronjob", "tick"], "{.status.lastScheduleTime}")
+        .await
+        .context("lastScheduleTime")?;
+    ensure!(!last.is_empty(), "CronJob status.lastScheduleTime not set");
+    Ok(())
+}

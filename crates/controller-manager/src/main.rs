@@ -80,6 +80,8 @@ struct Args {
     concurrent_namespace_syncs: usize,
     #[arg(long, default_value_t = 1)]
     concurrent_serviceaccount_syncs: usize,
+    #[arg(long, default_value_t = 20)]
+    concurrent_gc_syncs: usize,
     /// Pod CIDR for node IPAM (cluster controllers).
     #[arg(long, env = "NIWA_CLUSTER_CIDR", default_value = "127.244.0.0/16")]
     cluster_cidr: String,
@@ -137,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
     config.concurrency.endpointslice_mirroring = args.mirroring_concurrent_service_endpoint_syncs;
     config.concurrency.namespace = args.concurrent_namespace_syncs;
     config.concurrency.serviceaccount = args.concurrent_serviceaccount_syncs;
+    config.concurrency.garbage_collector = args.concurrent_gc_syncs;
     config.cluster_cidr = args.cluster_cidr;
     config.lb_pool = args.lb_pool;
     niwa_controller_manager::run(config, shutdown).await?;

@@ -21,6 +21,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
+pub mod garbagecollector;
 pub mod job;
 pub mod keyed;
 pub mod namespace;
@@ -92,6 +93,11 @@ pub const CONTROLLERS: &[ControllerName] = &[
         alias: "serviceaccount",
         enabled_by_default: true,
     },
+    ControllerName {
+        name: "garbage-collector-controller",
+        alias: "garbagecollector",
+        enabled_by_default: true,
+    },
 ];
 
 /// Workers per controller (`--concurrent-*-syncs`; Kubernetes' defaults).
@@ -109,6 +115,7 @@ pub struct Concurrency {
     pub endpointslice_mirroring: usize,
     pub namespace: usize,
     pub serviceaccount: usize,
+    pub garbage_collector: usize,
 }
 
 impl Default for Concurrency {
@@ -126,6 +133,7 @@ impl Default for Concurrency {
             endpointslice_mirroring: 5,
             namespace: 10,
             serviceaccount: 1,
+            garbage_collector: 20,
         }
     }
 }
@@ -240,6 +248,7 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         }
         "namespace-controller" => namespace::run(shared, shutdown).await,
         "serviceaccount-controller" => serviceaccount::run(shared, shutdown).await,
+        "garbage-collector-controller" => garbagecollector::run(shared, shutdown).await,
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

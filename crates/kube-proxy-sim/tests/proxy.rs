@@ -171,7 +171,7 @@ async fn session_affinity_client_ip_pins_each_client() {
     let addr = SocketAddr::new(vip, port);
     wait_serving(addr).await;
     let mut chosen = BTreeSet::new();
-    for client in 1..=6u8 {
+    for client in 1..=10u8 {
         let local: IpAddr = format!("127.33.{}.{client}", env.block)
             .parse()
             .expect("ip");

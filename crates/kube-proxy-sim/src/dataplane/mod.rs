@@ -95,7 +95,9 @@ impl BindError {
 }
 
 /// A socket for a Service address. `SO_REUSEPORT` lets the proxies of several nodes of one local
-/// cluster serve the same ClusterIP side by side (the kernel spreads connections between them).
+/// cluster serve the same ClusterIP side by side (the kernel spreads connections between them):
+/// no proxy is special, and any one may die. Why this rather than one designated proxy, and
+/// what follows from it: docs/networking.md, "Several proxies on one host".
 fn bind(key: ListenerKey) -> Result<Socket, BindError> {
     let addr = SocketAddr::new(key.ip, key.port);
     let ty = match key.protocol {

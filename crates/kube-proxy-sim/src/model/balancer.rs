@@ -2,6 +2,14 @@
 //! ClientIP` (a client keeps its backend while it keeps connecting within the timeout, as
 //! kube-proxy's `recent` match does: every new connection refreshes the entry).
 //!
+//! A client's first backend under affinity is not the round-robin turn but the endpoint with the
+//! highest rendezvous hash of (client IP, endpoint): on a local cluster several niwa-proxy
+//! processes share each ClusterIP through `SO_REUSEPORT`, and the kernel hands a client's
+//! connections (each from a new source port) to any of them. Since every proxy computes the same
+//! hash over the same endpoints, they all pin the client to the same backend without sharing
+//! state; the table then keeps kube-proxy's semantics (the pin survives endpoint additions until
+//! it times out).
+//!
 //! The clock is injected (`now`), so the policy is tested without sleeping.
 
 use std::collections::HashMap;
@@ -86,7 +94,7 @@ impl Balancer {
                 }
                 clients.remove(&client);
             }
-            let backend = self.round_robin(&backends, exclude)?;
+            let backend = rendezvous(client, &backends, exclude)?;
             if clients.len() >= MAX_AFFINITY_ENTRIES {
                 let timeout = affinity.timeout;
                 clients.retain(|_, (_, last)| now.saturating_duration_since(*last) <= timeout);
@@ -110,4 +118,39 @@ impl Balancer {
         }
         None
     }
+}
+
+/// The backend with the highest hash of (client, backend) among those not excluded: the same on
+/// every proxy with the same backends, and removing a backend moves only its own clients.
+pub fn rendezvous(
+    client: IpAddr,
+    backends: &[SocketAddr],
+    exclude: &[SocketAddr],
+) -> Option<SocketAddr> {
+    let client = mix(fold(client));
+    backends
+        .iter()
+        .filter(|b| !exclude.contains(b))
+        .max_by_key(|b| mix(client ^ mix(fold(b.ip()) ^ (u64::from(b.port()) << 48))))
+        .copied()
+}
+
+/// An address in 64 bits (IPv4 as is; IPv6 halves folded).
+fn fold(ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            bits as u64 ^ (bits >> 64) as u64
+        }
+    }
+}
+
+/// splitmix64's finaliser: a fixed, well-spread 64-bit mix (std's hashers are not promised to be
+/// stable across builds, and every proxy must agree).
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::{Value, json};
 
-use super::balancer::Balancer;
+use super::balancer::{Balancer, rendezvous};
 use super::desired::{Node, merge, service_listeners};
 use super::{ListenerKey, ListenerKind, Protocol};
 
@@ -369,12 +369,24 @@ fn client_ip_affinity_pins_until_timeout_or_backend_removal() {
         let t = t0 + Duration::from_secs(9 * i);
         assert_eq!(b.pick(ip("127.0.0.9"), t, &[]), Some(first));
     }
-    // Another client is balanced on its own.
-    let other = b.pick(ip("127.0.0.8"), t0, &[]).expect("backend");
-    assert_ne!(other, first);
-    // Past the timeout the client is balanced again (round robin moves on).
-    let late = t0 + Duration::from_secs(36 + 11);
-    assert_ne!(b.pick(ip("127.0.0.9"), late, &[]), Some(first));
+    // A new endpoint that the hash prefers for this client: the pin holds while it is fresh, and
+    // the client moves only once the entry has expired.
+    let newcomer = (4..1000)
+        .map(|port| SocketAddr::new(ip("127.0.0.1"), port))
+        .find(|n| {
+            let mut with = backends.clone();
+            with.push(*n);
+            rendezvous(ip("127.0.0.9"), &with, &[]) == Some(*n)
+        })
+        .expect("some port wins");
+    let mut grown = backends.clone();
+    grown.push(newcomer);
+    b.set_backends(grown.into());
+    let t = t0 + Duration::from_secs(40);
+    assert_eq!(b.pick(ip("127.0.0.9"), t, &[]), Some(first));
+    let late = t + Duration::from_secs(11);
+    assert_eq!(b.pick(ip("127.0.0.9"), late, &[]), Some(newcomer));
+    b.set_backends(backends.clone().into());
     // A removed backend releases its clients.
     let pinned = b.pick(ip("127.0.0.7"), late, &[]).expect("backend");
     let remaining: Vec<_> = backends.iter().copied().filter(|a| *a != pinned).collect();
@@ -387,4 +399,36 @@ fn client_ip_affinity_pins_until_timeout_or_backend_removal() {
     let a1 = b.pick(ip("127.0.0.7"), late, &[]);
     let a2 = b.pick(ip("127.0.0.7"), late, &[]);
     assert_ne!(a1, a2);
+}
+
+#[test]
+fn affinity_first_picks_agree_between_proxies_and_spread_evenly() {
+    let backends = addrs(&["127.244.1.1:80", "127.244.1.2:80", "127.244.2.1:80"]);
+    // Two proxies (say, two nodes' niwa-proxy sharing a ClusterIP) with different histories.
+    let a = Balancer::new(backends.clone().into(), Some(Duration::from_secs(10)));
+    let b = Balancer::new(backends.clone().into(), Some(Duration::from_secs(10)));
+    let now = Instant::now();
+    b.pick(ip("10.0.0.1"), now, &[]);
+    let mut counts = [0usize; 3];
+    for n in 0..600u32 {
+        let client = IpAddr::from(std::net::Ipv4Addr::from(0x7f21_0000 + n));
+        let pick = a.pick(client, now, &[]).expect("backend");
+        assert_eq!(b.pick(client, now, &[]), Some(pick), "{client}");
+        counts[backends.iter().position(|x| *x == pick).expect("known")] += 1;
+    }
+    assert!(counts.iter().all(|c| (140..=260).contains(c)), "{counts:?}");
+    // Removing a backend moves only the clients it had; an excluded (refusing) one is skipped.
+    let gone = backends[1];
+    let rest = [backends[0], backends[2]];
+    for n in 0..200u32 {
+        let client = IpAddr::from(std::net::Ipv4Addr::from(0x7f22_0000 + n));
+        let before = rendezvous(client, &backends, &[]).expect("backend");
+        let after = rendezvous(client, &rest, &[]).expect("backend");
+        assert!(
+            before == gone || before == after,
+            "{client} moved needlessly"
+        );
+        assert_eq!(rendezvous(client, &backends, &[gone]), Some(after));
+    }
+    assert_eq!(rendezvous(ip("127.0.0.9"), &backends, &backends), None);
 }

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,16 +20,20 @@ use tokio_util::sync::CancellationToken;
 
 pub const NODE: &str = "node-a";
 
-/// A third octet no other test of this process uses, and unlikely to be used by another process.
+/// A third octet no other test of this process uses (the seed is fixed per process and 37 is
+/// coprime with 250), and unlikely to be used by another process.
 fn block() -> u8 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static SEED: OnceLock<u32> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+    });
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let seed = std::process::id()
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-    ((seed % 200) + n * 37 % 200) as u8 % 250 + 2
+    ((seed % 250 + n * 37) % 250) as u8 + 2
 }
 
 pub struct Env {
@@ -236,14 +241,31 @@ impl Env {
     }
 
     pub async fn metrics_text(&self) -> String {
-        let mut s = TcpStream::connect(self.metrics).await.expect("metrics");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.expect("read");
-        out
+        metrics_at(self.metrics).await
     }
+}
+
+/// The Prometheus text of the proxy serving metrics on `addr`.
+pub async fn metrics_at(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// The sum of `metric`'s samples whose labels contain `label` (e.g. `service="default/web:http"`).
+pub fn metric_sum(text: &str, metric: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Connects and reads the backend's name line (the connection stays open in the result).

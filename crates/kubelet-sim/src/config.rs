@@ -30,7 +30,7 @@ impl RuntimeKind {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error(
-        "--node-ip {0}: node addresses must be in 127.0.0.0/8 (niwa never sends traffic elsewhere)"
+        "--node-ip {0}: node addresses must be in 127.0.0.0/8 (niwa never sends traffic elsewhere; with --pod-ip-interface, a private address)"
     )]
     NodeIpNotLoopback(Ipv4Addr),
     #[error("--pod-cidr {0:?}: expected an IPv4 /24 in 127.0.0.0/8, like 127.244.1.0/24")]
@@ -49,12 +49,22 @@ pub struct PodCidr {
 
 impl PodCidr {
     pub fn parse(s: &str) -> Result<PodCidr, ConfigError> {
+        Self::parse_where(s, |ip| ip.octets()[0] == 127)
+    }
+
+    /// Like [`PodCidr::parse`], also accepting private (RFC 1918) blocks: pod addresses on a
+    /// real interface (`--pod-ip-interface`), inside a pinned bridge network.
+    pub fn parse_private(s: &str) -> Result<PodCidr, ConfigError> {
+        Self::parse_where(s, |ip| ip.octets()[0] == 127 || ip.is_private())
+    }
+
+    fn parse_where(s: &str, allowed: impl Fn(Ipv4Addr) -> bool) -> Result<PodCidr, ConfigError> {
         let err = || ConfigError::PodCidr(s.to_string());
         let (ip, len) = s.split_once('/').ok_or_else(err)?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| err())?;
         let len: u8 = len.parse().map_err(|_| err())?;
         // A wider block is fine: the node uses its first /24.
-        if len > 24 || ip.octets()[0] != 127 {
+        if len > 24 || !allowed(ip) {
             return Err(err());
         }
         let [a, b, c, _] = ip.octets();
@@ -154,6 +164,9 @@ pub struct KubeletConfig {
     pub exe: Option<PathBuf>,
     /// How often ConfigMap and Secret volumes are re-read.
     pub volume_resync: Duration,
+    /// Process runtime: add each pod address as a /32 to this interface (nodes that are
+    /// containers on one bridge); then node and pod addresses may be private, not loopback.
+    pub pod_ip_interface: Option<String>,
 }
 
 impl KubeletConfig {
@@ -185,11 +198,13 @@ impl KubeletConfig {
             sim: SimConfig::default(),
             exe: None,
             volume_resync: Duration::from_secs(2),
+            pod_ip_interface: None,
         }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.node_ip.octets()[0] != 127 {
+        let on_interface = self.pod_ip_interface.is_some() && self.node_ip.is_private();
+        if self.node_ip.octets()[0] != 127 && !on_interface {
             return Err(ConfigError::NodeIpNotLoopback(self.node_ip));
         }
         if self.nodes == 0 || self.nodes > 60_000 {
@@ -277,6 +292,12 @@ mod tests {
         assert!(PodCidr::parse("10.0.0.0/24").is_err());
         assert!(PodCidr::parse("127.244.3.0/25").is_err());
         assert!(PodCidr::parse("nonsense").is_err());
+        assert!(PodCidr::parse("172.31.101.0/24").is_err());
+        assert_eq!(
+            PodCidr::parse_private("172.31.101.0/24").map(|c| c.host(2)),
+            Ok(Ipv4Addr::new(172, 31, 101, 2))
+        );
+        assert!(PodCidr::parse_private("8.8.8.0/24").is_err());
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn make_runtime(
                 node_cpu: capacity.cpu.clone(),
                 node_memory: capacity.memory.clone(),
                 volume_resync: config.volume_resync,
+                pod_net: runtime::process::podnet::PodNet::new(config.pod_ip_interface.clone()),
             };
             let rt = runtime::process::ProcessRuntime::new(process, client.clone())
                 .map_err(KubeletError::Runtime)?;

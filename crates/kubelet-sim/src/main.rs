@@ -122,6 +122,10 @@ struct Flags {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Process runtime: add each pod IP as a /32 to this interface (nodes that are containers on
+    /// one bridge, deploy/docker-compose.yml); allows a private --node-ip and --pod-cidr.
+    #[arg(long, env = "NIWA_KUBELET_POD_IP_INTERFACE")]
+    pod_ip_interface: Option<String>,
 }
 
 impl Flags {
@@ -134,7 +138,13 @@ impl Flags {
         c.node_name = self.node_name;
         c.node_ip = self.node_ip;
         c.nodes = self.nodes;
-        c.pod_cidr = PodCidr::parse(&self.pod_cidr).map_err(|e| e.to_string())?;
+        c.pod_cidr = if self.pod_ip_interface.is_some() {
+            PodCidr::parse_private(&self.pod_cidr)
+        } else {
+            PodCidr::parse(&self.pod_cidr)
+        }
+        .map_err(|e| e.to_string())?;
+        c.pod_ip_interface = self.pod_ip_interface;
         c.root_dir = self.root_dir;
         c.port = self.port;
         c.health_port = self.healthz_port;

@@ -16,6 +16,7 @@ pub mod enter;
 pub mod env;
 pub mod exec;
 pub mod layout;
+pub mod podnet;
 pub mod probe;
 pub mod shim;
 pub mod volumes;
@@ -62,6 +63,8 @@ pub struct ProcessConfig {
     pub node_memory: String,
     /// How often ConfigMap/Secret volumes are re-read.
     pub volume_resync: Duration,
+    /// Where pod addresses are added (`--pod-ip-interface`; none on loopback).
+    pub pod_net: podnet::PodNet,
 }
 
 #[derive(Debug)]
@@ -166,6 +169,23 @@ impl ProcessRuntime {
         })
     }
 
+    /// Adds or deletes a pod address in the background (a failure is logged: the pod's own
+    /// status shows the consequence).
+    fn pod_address(&self, op: podnet::Op, ip: &str) {
+        let (net, ip_text) = (self.inner.config.pod_net.clone(), ip.to_string());
+        if net.interface.is_none() {
+            return;
+        }
+        let Ok(ip) = ip_text.parse() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = net.apply_async(op, ip).await {
+                warn!(ip = %ip_text, error = %e, "pod address");
+            }
+        });
+    }
+
     fn pod_dir(&self, uid: &str) -> PodDir {
         PodDir::new(&self.inner.config.root_dir, uid)
     }
@@ -219,6 +239,12 @@ impl ProcessRuntime {
     ) -> Result<(), (&'static str, String)> {
         let dir = self.pod_dir(&pod.uid);
         let io = |e: std::io::Error| ("FailedCreatePodSandBox", e.to_string());
+        self.inner
+            .config
+            .pod_net
+            .apply_async(podnet::Op::Add, ip)
+            .await
+            .map_err(|e| ("FailedCreatePodSandBox", e.to_string()))?;
         tokio::fs::create_dir_all(dir.etc()).await.map_err(io)?;
         let record = PodRecord {
             namespace: pod.namespace().to_string(),
@@ -854,6 +880,9 @@ impl Runtime for ProcessRuntime {
     fn kill_sandbox(&self, pod: &PodHandle, _sink: &EventSink) -> Vec<Scheduled> {
         if let Some(state) = self.inner.pods.lock().get_mut(&pod.uid) {
             state.refresher.cancel();
+            // The driver releases the address now too; its allocator hands a freed address out
+            // again only after the other 252, so this deletion does not race the next owner's.
+            self.pod_address(podnet::Op::Del, &state.ip);
             for i in state.instances.values() {
                 if let Some(pid) = i.pid.filter(|p| pid_alive(*p)) {
                     let _ = killpg(
@@ -958,6 +987,8 @@ impl Runtime for ProcessRuntime {
         let volumes = self.volumes_after_restart(pod, &dir);
         let refresher = CancellationToken::new();
         self.start_refresher(pod, record.ip.clone(), refresher.clone());
+        // The node (container) may have lost its addresses with a restart.
+        self.pod_address(podnet::Op::Add, &record.ip);
         self.inner.pods.lock().insert(
             pod.uid.clone(),
             PodState {

@@ -216,6 +216,22 @@ async fn namespaces_and_labels(c: &Cluster) -> Result<()> {
         "gRPC set-based list: {}",
         pods.items.len()
     );
+
+    // Deleting a namespace deletes what is in it, then the namespace itself.
+    c.kubectl(&["delete", "namespace", "team-b", "--wait=false"])
+        .await?;
+    eventually("namespace team-b gone", MIN, || async {
+        let left = c.kubectl(&["get", "namespaces", "-o", "name"]).await?;
+        ensure!(!left.contains("namespace/team-b"), "namespaces: {left}");
+        Ok(())
+    })
+    .await?;
+    ensure!(
+        c.pod_names("team-b", "app").await?.is_empty(),
+        "team-b's pods outlived it"
+    );
+    let a = c.pod_names("team-a", "app").await?;
+    ensure!(a.len() == 3, "team-a untouched: {a:?}");
     Ok(())
 }
 

@@ -45,6 +45,16 @@ pub struct Config {
     /// For the cluster controllers (issue 8): pod CIDR and LoadBalancer pool.
     pub cluster_cidr: String,
     pub lb_pool: String,
+    /// `--node-cidr-mask-size`: the podCIDR size per node.
+    pub node_cidr_mask_size: u8,
+    /// Node lifecycle: how long a node's Lease may go unrenewed before it is Unknown.
+    pub node_monitor_grace_period: Duration,
+    /// Node lifecycle: how often nodes are checked.
+    pub node_monitor_period: Duration,
+    /// Tolerations for `node.kubernetes.io/unreachable` / `not-ready` NoExecute that pods
+    /// without one get (Kubernetes' DefaultTolerationSeconds: 300).
+    pub default_unreachable_toleration_seconds: i64,
+    pub default_not_ready_toleration_seconds: i64,
     /// The controllers' clock (tests move it forward).
     pub clock: Clock,
 }
@@ -60,8 +70,45 @@ impl Config {
             metrics_listen: None,
             cluster_cidr: "127.244.0.0/16".into(),
             lb_pool: "127.200.0.0/24".into(),
+            node_cidr_mask_size: 24,
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_period: Duration::from_secs(5),
+            default_unreachable_toleration_seconds: 300,
+            default_not_ready_toleration_seconds: 300,
             clock: Clock::system(),
         }
+    }
+}
+
+/// What the cluster controllers read of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub cluster_cidr: String,
+    pub node_cidr_mask_size: u8,
+    pub lb_pool: String,
+    pub node_monitor_grace_period: Duration,
+    pub node_monitor_period: Duration,
+    pub default_unreachable_toleration_seconds: i64,
+    pub default_not_ready_toleration_seconds: i64,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            cluster_cidr: c.cluster_cidr.clone(),
+            node_cidr_mask_size: c.node_cidr_mask_size,
+            lb_pool: c.lb_pool.clone(),
+            node_monitor_grace_period: c.node_monitor_grace_period,
+            node_monitor_period: c.node_monitor_period,
+            default_unreachable_toleration_seconds: c.default_unreachable_toleration_seconds,
+            default_not_ready_toleration_seconds: c.default_not_ready_toleration_seconds,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::new("http://127.0.0.1:6443"))
     }
 }
 

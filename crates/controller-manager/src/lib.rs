@@ -156,6 +156,7 @@ async fn run_controllers(
             pods: pods.clone(),
             nodes: nodes.clone(),
             services: services.clone(),
+            settings: config::Settings::from_config(&config),
             events,
             clock: config.clock.clone(),
             concurrency: config.concurrency.clone(),

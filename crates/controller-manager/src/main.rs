@@ -88,9 +88,45 @@ struct Args {
     /// LoadBalancer address pool (cluster controllers).
     #[arg(long, env = "NIWA_LB_POOL", default_value = "127.200.0.0/24")]
     lb_pool: String,
+    /// Size of the podCIDR each node gets.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// How long a node may miss Lease renewals before it is marked Unknown (`40s`, `500ms`, `2m`).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How often the node lifecycle controller checks nodes.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// tolerationSeconds of the `node.kubernetes.io/unreachable` NoExecute toleration pods
+    /// without one get.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+    /// Same for `node.kubernetes.io/not-ready`.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
     /// Log format: text or json.
     #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
     log_format: String,
+}
+
+/// A Go-style duration: `40s`, `500ms`, `2m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[tokio::main]
@@ -142,6 +178,11 @@ async fn main() -> anyhow::Result<()> {
     config.concurrency.garbage_collector = args.concurrent_gc_syncs;
     config.cluster_cidr = args.cluster_cidr;
     config.lb_pool = args.lb_pool;
+    config.node_cidr_mask_size = args.node_cidr_mask_size;
+    config.node_monitor_grace_period = args.node_monitor_grace_period;
+    config.node_monitor_period = args.node_monitor_period;
+    config.default_unreachable_toleration_seconds = args.default_unreachable_toleration_seconds;
+    config.default_not_ready_toleration_seconds = args.default_not_ready_toleration_seconds;
     niwa_controller_manager::run(config, shutdown).await?;
     Ok(())
 }

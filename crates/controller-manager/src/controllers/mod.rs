@@ -25,10 +25,12 @@ pub mod garbagecollector;
 pub mod job;
 pub mod keyed;
 pub mod namespace;
+pub mod nodeipam;
 pub mod pod_control;
 pub mod replicaset;
 pub mod selection;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 
 /// The controllers this binary runs, with Kubernetes' names.
@@ -98,6 +100,16 @@ pub const CONTROLLERS: &[ControllerName] = &[
         alias: "garbagecollector",
         enabled_by_default: true,
     },
+    ControllerName {
+        name: "node-ipam-controller",
+        alias: "nodeipam",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "service-lb-controller",
+        alias: "service",
+        enabled_by_default: true,
+    },
 ];
 
 /// Workers per controller (`--concurrent-*-syncs`; Kubernetes' defaults).
@@ -147,6 +159,7 @@ pub struct Shared {
     pub nodes: Option<Informer<Node>>,
     /// Started only when a controller that needs Services runs.
     pub services: Option<Informer<Service>>,
+    pub settings: crate::config::Settings,
     pub events: EventSink,
     pub clock: Clock,
     pub concurrency: Concurrency,
@@ -249,6 +262,8 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         "namespace-controller" => namespace::run(shared, shutdown).await,
         "serviceaccount-controller" => serviceaccount::run(shared, shutdown).await,
         "garbage-collector-controller" => garbagecollector::run(shared, shutdown).await,
+        "node-ipam-controller" => nodeipam::run(shared, shutdown).await,
+        "service-lb-controller" => servicelb::run(shared, shutdown).await,
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

@@ -32,7 +32,7 @@ pub fn select(
     let lookup = |n: &str| {
         known
             .iter()
-            .find(|c| c.name == n || c.alias == n)
+            .find(|c| c.name == n || c.alias == n || c.name.strip_suffix("-controller") == Some(n))
             .map(|c| c.name)
             .ok_or_else(|| SelectionError::Unknown(n.to_string()))
     };

@@ -1,6 +1,7 @@
 //! Helpers shared by the controllers: pod predicates, owner references and adoption, expectations,
 //! template hashing, and Kubernetes' defaults for the workload kinds.
 
+pub mod cidr;
 pub mod expectations;
 pub mod hash;
 pub mod owner;

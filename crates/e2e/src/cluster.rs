@@ -46,7 +46,9 @@ pub struct Cluster {
 }
 
 /// Where the binaries are: `$NIWA_E2E_BIN_DIR`, else beside the test executable
-/// (`target/<profile>/`), built with `$CARGO build --workspace --bins` when one is missing.
+/// (`target/<profile>/`; build them first with `cargo build --workspace --bins`, the suite runs
+/// what is there). When one is missing there, `$CARGO build --workspace --bins` builds them all
+/// into `target/e2e-bins/` (its own target dir: cargo holds target/<profile> while tests run).
 pub fn bin_dir() -> Result<PathBuf> {
     static DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(|| find_or_build_binaries().map_err(|e| format!("{e:#}")))
@@ -82,27 +84,48 @@ fn find_or_build_binaries() -> Result<PathBuf> {
     if gone.is_empty() {
         return Ok(dir);
     }
+    // `cargo test` holds the lock of target/<profile> while tests run, so a nested build there
+    // would wait forever: build into a target dir of its own instead.
+    let profile = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "debug".into());
+    let target = dir
+        .parent()
+        .context("profile dir has no parent")?
+        .join("e2e-bins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
-    eprintln!("e2e: {gone:?} missing in {}; building them", dir.display());
+    eprintln!(
+        "e2e: {gone:?} missing in {}; building them into {}",
+        dir.display(),
+        target.display()
+    );
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--workspace", "--bins", "--manifest-path"])
-        .arg(&manifest);
-    if dir.file_name().is_some_and(|n| n == "release") {
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target);
+    if profile == "release" {
         cmd.arg("--release");
     }
     let status = cmd.status().with_context(|| format!("running {cargo}"))?;
     if !status.success() {
         bail!("{cargo} build --workspace --bins failed ({status})");
     }
-    let gone = missing(&dir);
+    let built = target.join(if profile == "release" {
+        "release"
+    } else {
+        "debug"
+    });
+    let gone = missing(&built);
     if !gone.is_empty() {
         bail!(
             "still missing {gone:?} in {} after the build",
-            dir.display()
+            built.display()
         );
     }
-    Ok(dir)
+    Ok(built)
 }
 
 /// A random block: 2–254 except those overlapping the standard layout.

@@ -78,6 +78,17 @@ async fn services(c: &Cluster) -> Result<()> {
         seen.is_subset(&pods),
         "answers from {seen:?}, pods {pods:?}"
     );
+    let slices = c
+        .jsonpath(
+            ns,
+            &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+            "{.items[*].endpoints[*].addresses[0]}",
+        )
+        .await?;
+    ensure!(
+        slices.split_whitespace().count() == 3,
+        "EndpointSlice addresses: {slices:?}"
+    );
 
     // NodePort: every node's IP answers on the allocated port.
     c.kubectl(&[
@@ -222,6 +233,34 @@ spec:
         got == ip,
         "dig web.dns.svc.cluster.local: {got:?}, want {ip}"
     );
+    // An ExternalName Service is a CNAME.
+    c.kubectl(&[
+        "create",
+        "service",
+        "externalname",
+        "docs",
+        "--external-name=kubernetes.io",
+        "-n",
+        ns,
+    ])
+    .await?;
+    eventually("ExternalName CNAME", Duration::from_secs(20), || async {
+        let out = tokio::process::Command::new("dig")
+            .args([
+                "+short",
+                "+time=2",
+                "+tries=2",
+                &format!("@{}", c.dns_ip()),
+                "docs.dns.svc.cluster.local",
+                "CNAME",
+            ])
+            .output()
+            .await?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        ensure!(got == "kubernetes.io.", "CNAME {got:?}");
+        Ok(())
+    })
+    .await?;
     let got = dig("kubernetes.default.svc.cluster.local".into()).await?;
     ensure!(
         got == c.network().kubernetes_service_ip.to_string(),

@@ -46,6 +46,17 @@ async fn pods(c: &Cluster) -> Result<()> {
         niwa_e2e::served_by(&page) == "web",
         "page names pod: {page}"
     );
+    // logs, exec and describe go through the apiserver to the pod's kubelet.
+    let out = c
+        .kubectl(&["exec", "web", "-n", ns, "--", "sh", "-c", "echo exec-ok"])
+        .await?;
+    ensure!(out.contains("exec-ok"), "exec: {out}");
+    c.kubectl(&["logs", "web", "-n", ns]).await?;
+    let described = c.kubectl(&["describe", "pod", "web", "-n", ns]).await?;
+    ensure!(
+        described.contains("Status:") && described.contains("Running"),
+        "describe: {described}"
+    );
 
     let manifest = r#"
 apiVersion: v1
@@ -194,6 +205,16 @@ async fn namespaces_and_labels(c: &Cluster) -> Result<()> {
     let want: BTreeSet<&str> = ["team-a/back", "team-a/front", "team-b/front"].into();
     ensure!(all == want, "-A -l app=shop: {all:?}");
 
+    // Field selectors: every pod is on one of the two nodes.
+    let mut on_nodes = 0;
+    for node in ["node-1", "node-2"] {
+        let sel = format!("--field-selector=spec.nodeName={node}");
+        let out = c
+            .kubectl(&["get", "pods", "-n", "team-a", &sel, "-o", "name"])
+            .await?;
+        on_nodes += out.lines().count();
+    }
+    ensure!(on_nodes == 3, "team-a pods by node add up to {on_nodes}");
     c.kubectl(&["label", "pod", "cache", "-n", "team-a", "env=prod"])
         .await?;
     let prod = c.pod_names("team-a", "env=prod").await?;
@@ -399,6 +420,17 @@ async fn deployment_rollout(c: &Cluster) -> Result<()> {
     let mut replicas: Vec<&str> = rs.split_whitespace().collect();
     replicas.sort();
     ensure!(replicas == ["0", "2"], "ReplicaSets' replicas {replicas:?}");
+
+    c.kubectl(&["scale", "deployment/web", "--replicas=3", "-n", ns])
+        .await?;
+    eventually("scaled to 3 ready", MIN, || async {
+        let ready = c
+            .jsonpath(ns, &["deployment", "web"], "{.status.readyReplicas}")
+            .await?;
+        ensure!(ready == "3", "readyReplicas {ready:?}");
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -503,6 +535,32 @@ spec:
     .await?;
     let logs = c.kubectl(&["logs", "job/count", "-n", ns]).await?;
     ensure!(logs.contains("counted"), "job logs: {logs}");
+
+    // The README's one-liner, waited for with `kubectl wait`.
+    c.kubectl(&[
+        "create",
+        "job",
+        "pi",
+        "-n",
+        ns,
+        "--image=busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo 3.14159",
+    ])
+    .await?;
+    c.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/pi",
+        "-n",
+        ns,
+        "--timeout=90s",
+    ])
+    .await?;
+    let logs = c.kubectl(&["logs", "job/pi", "-n", ns]).await?;
+    ensure!(logs.contains("3.14159"), "job/pi logs: {logs}");
     Ok(())
 }
 

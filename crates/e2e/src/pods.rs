@@ -58,6 +58,18 @@ impl Cluster {
 
     /// `kill -9` a component (e.g. `kubelet-node-1`) by the pid in the state file; answers the pid.
     pub fn kill_component(&self, name: &str) -> Result<u32> {
+        self.signal_component(name, Signal::SIGKILL)
+    }
+
+    /// Freezes a component with SIGSTOP (a node that stops heartbeating without exiting, so the
+    /// supervisor does not restart it) until the guard drops (SIGCONT).
+    pub fn freeze_component(&self, name: &str) -> Result<Frozen> {
+        let pid = self.signal_component(name, Signal::SIGSTOP)?;
+        Ok(Frozen { pid })
+    }
+
+    /// Sends `signal` to a component by the pid in the state file; answers the pid.
+    pub fn signal_component(&self, name: &str, signal: Signal) -> Result<u32> {
         let state = self.state()?;
         let c = state
             .components
@@ -65,9 +77,25 @@ impl Cluster {
             .find(|c| c.name == name)
             .with_context(|| format!("no component {name}"))?;
         let pid = c.pid.with_context(|| format!("{name} has no pid"))?;
-        kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
-            .with_context(|| format!("kill -9 {pid}"))?;
+        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("kill -{signal} {pid}"))?;
         Ok(pid)
+    }
+}
+
+/// A component stopped with SIGSTOP; dropping this continues it.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Frozen {
+    /// Continues the component now.
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGCONT);
     }
 }
 

@@ -177,14 +177,21 @@ async fn node_health(c: &Cluster, node: &str) -> Result<(String, String)> {
     Ok((ready.trim().to_string(), taints.trim().to_string()))
 }
 
-/// Whether the controller-manager has the node lifecycle controller (it landed after this suite).
+/// Whether the cluster's controller-manager runs the node lifecycle controller (it landed after
+/// this suite): its log names the controllers it starts.
 async fn has_node_lifecycle(c: &Cluster) -> bool {
-    tokio::process::Command::new(c.bin_dir().join("niwa-controller-manager"))
-        .arg("--help")
-        .output()
-        .await
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("--node-monitor-grace-period"))
-        .unwrap_or(false)
+    let log = c.data_dir().join("logs").join("controller-manager.log");
+    eventually(
+        "controller-manager started its controllers",
+        Duration::from_secs(10),
+        || async {
+            let text = std::fs::read_to_string(&log)?;
+            ensure!(text.contains("starting controllers"), "not yet");
+            Ok(text.contains("\"node-lifecycle-controller\""))
+        },
+    )
+    .await
+    .unwrap_or(false)
 }
 
 async fn node_unreachable(c: &Cluster) -> Result<()> {

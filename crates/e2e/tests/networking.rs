@@ -181,14 +181,6 @@ async fn dns(c: &Cluster) -> Result<()> {
         r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: lookup-short}
-spec:
-  restartPolicy: Never
-  containers:
-  - {name: c, image: agnhost, args: ["nslookup", "web"]}
----
-apiVersion: v1
-kind: Pod
 metadata: {name: lookup-fqdn}
 spec:
   restartPolicy: Never
@@ -198,6 +190,19 @@ spec:
     command: ["sh", "-c", "cat /etc/resolv.conf; getent hosts web.dns.svc.cluster.local; getent hosts kubernetes.default"]
 "#,
     )
+    .await?;
+    // The README's command, with the real image name.
+    c.kubectl(&[
+        "run",
+        "lookup-short",
+        "-n",
+        ns,
+        "--image=registry.k8s.io/e2e-test-images/agnhost:2.53",
+        "--restart=Never",
+        "--",
+        "nslookup",
+        "web",
+    ])
     .await?;
     c.wait_pod_phase(ns, "lookup-short", "Succeeded", MIN)
         .await?;

@@ -26,6 +26,7 @@ pub mod job;
 pub mod keyed;
 pub mod namespace;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod pod_control;
 pub mod replicaset;
 pub mod selection;
@@ -108,6 +109,11 @@ pub const CONTROLLERS: &[ControllerName] = &[
     ControllerName {
         name: "service-lb-controller",
         alias: "service",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "node-lifecycle-controller",
+        alias: "nodelifecycle",
         enabled_by_default: true,
     },
 ];
@@ -232,7 +238,7 @@ pub async fn write_revision(
 
 /// Whether a controller needs the node informer.
 pub fn needs_nodes(name: &str) -> bool {
-    name == "daemonset-controller"
+    name == "daemonset-controller" || name == "node-lifecycle-controller"
 }
 
 /// Whether a controller needs the Service informer.
@@ -264,6 +270,7 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         "garbage-collector-controller" => garbagecollector::run(shared, shutdown).await,
         "node-ipam-controller" => nodeipam::run(shared, shutdown).await,
         "service-lb-controller" => servicelb::run(shared, shutdown).await,
+        "node-lifecycle-controller" => nodelifecycle::run(shared, shutdown).await,
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

@@ -39,6 +39,17 @@ impl Manager {
         clock: Clock,
         leader_elect: bool,
     ) -> Manager {
+        Manager::start_configured(cp, controllers, clock, leader_elect, |_| {}).await
+    }
+
+    /// Like [`Manager::start_with`], with a last say on the configuration.
+    pub async fn start_configured(
+        cp: &ControlPlane,
+        controllers: &str,
+        clock: Clock,
+        leader_elect: bool,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Manager {
         let mut config = Config::new(&cp.api_url());
         config.controllers = controllers.split(',').map(String::from).collect();
         config.leader_election.enabled = leader_elect;
@@ -46,6 +57,7 @@ impl Manager {
         config.leader_election.renew_deadline = Duration::from_secs(2);
         config.leader_election.retry_period = Duration::from_millis(300);
         config.clock = clock.clone();
+        tweak(&mut config);
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {

@@ -34,6 +34,10 @@ struct Args {
         default_value = "30000-32767"
     )]
     service_node_port_range: niwa_apiserver::PortRange,
+    /// The address other hosts reach this apiserver on (the `kubernetes` Service's endpoint);
+    /// default: the listen address.
+    #[arg(long, env = "NIWA_APISERVER_ADVERTISE_ADDRESS")]
+    advertise_address: Option<std::net::IpAddr>,
     /// Log format: text or json.
     #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -68,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let mut config = niwa_apiserver::ApiServerConfig::new(args.listen, args.store_endpoints);
     config.service_cidr = args.service_cidr;
+    config.advertise_address = args.advertise_address;
     config.service_node_port_range = args.service_node_port_range;
     niwa_apiserver::run(config, shutdown, None).await?;
     Ok(())

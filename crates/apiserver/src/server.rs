@@ -26,6 +26,9 @@ pub struct ApiServerConfig {
     pub service_cidr: Ipv4Net,
     /// The inclusive port range NodePorts are allocated from.
     pub service_node_port_range: PortRange,
+    /// The address other hosts reach this apiserver on, published as the `kubernetes` Service's
+    /// endpoint (default: the listen address; loopback when that is unspecified).
+    pub advertise_address: Option<std::net::IpAddr>,
 }
 
 /// The Service CIDR of a local niwa cluster (ARCHITECTURE.md §5).
@@ -47,6 +50,7 @@ impl ApiServerConfig {
             store_endpoints,
             service_cidr: DEFAULT_SERVICE_CIDR,
             service_node_port_range: DEFAULT_NODE_PORT_RANGE,
+            advertise_address: None,
         }
     }
 }
@@ -105,7 +109,10 @@ pub async fn run(
             let rest = Rest::new(storage, caches).with_services(
                 config.service_cidr,
                 config.service_node_port_range,
-                local,
+                match config.advertise_address {
+                    Some(ip) => SocketAddr::new(ip, local.port()),
+                    None => local,
+                },
             );
             rest.bootstrap().await.map_err(|e| e.to_string())?;
             Ok::<Rest, String>(rest)

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use futures::StreamExt;
 use niwa_client::k8s::api::core::v1::Pod;
-use niwa_client::{DeleteParams, ListParams};
+use niwa_client::{DeleteParams, ListParams, ResourceExt, WatchEvent, WatchParams};
 use niwa_e2e::{Cluster, eventually, http, run_all, scenario};
 
 const MIN: Duration = Duration::from_secs(60);
@@ -127,6 +128,37 @@ spec:
         .jsonpath(ns, &["pod", "from-grpc"], "{.status.podIP}")
         .await?;
     http::get_ok(&format!("{ip}:80"), "/").await?;
+
+    // A gRPC watch sees a pod that kubectl creates go from Added to Running.
+    let from = api.list(&ListParams::default()).await?.resource_version;
+    let mut events = api
+        .watch(&WatchParams::default().labels("run=watched"), &from)
+        .await?;
+    c.kubectl(&["run", "watched", "--image=pause", "-n", ns])
+        .await?;
+    let mut seen = Vec::new();
+    tokio::time::timeout(MIN, async {
+        while let Some(ev) = events.next().await {
+            match ev? {
+                WatchEvent::Added(p) => seen.push(format!("ADDED {}", p.name_any())),
+                WatchEvent::Modified(p) => {
+                    let phase = p.status.and_then(|s| s.phase).unwrap_or_default();
+                    seen.push(format!("MODIFIED {phase}"));
+                    if phase == "Running" {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
+    .with_context(|| format!("watch saw only {seen:?}"))??;
+    ensure!(
+        seen.first().map(String::as_str) == Some("ADDED watched"),
+        "watch events {seen:?}"
+    );
 
     // Delete: through kubectl and through gRPC; both are gone.
     c.kubectl(&[

@@ -498,3 +498,20 @@ async fn a_restarted_kubelet_adopts_running_pods() {
             .contains("listening on")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_pods_have_the_node_ip() {
+    let pc = ProcessCluster::start().await;
+    pc.c.create_pod(json!({
+        "metadata": {"name": "hostnet"},
+        "spec": {"hostNetwork": true, "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "app", "image": "busybox", "command": ["sh", "-c", "echo ip=$POD_IP; sleep 3600"],
+        }]},
+    }))
+    .await;
+    let p = wait_pod(&pc.c.pods(), "hostnet", T, |p| phase(p) == "Running").await;
+    let node_ip = format!("127.{}.0.1", pc.c.block);
+    assert_eq!(pod_ip(&p), node_ip);
+    let logs = wait_logs(&pc, &["logs", "hostnet"], "ip=").await;
+    assert_eq!(logs, format!("ip={node_ip}\n"));
+}

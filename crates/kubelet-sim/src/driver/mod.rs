@@ -446,6 +446,10 @@ impl Driver {
         let rt = &self.runtime;
         let h = &entry.handle;
         let scheduled: Vec<Scheduled> = match action {
+            // hostNetwork pods have the node's address, as in Kubernetes (no IP of their own).
+            Action::CreateSandbox if host_network(&h.pod) => {
+                rt.create_sandbox(h, h.node.ip, &self.sink)
+            }
             Action::CreateSandbox => {
                 let node = &h.node.name;
                 match self
@@ -656,4 +660,11 @@ fn previous_status(
             Some(merged)
         }
     }
+}
+
+fn host_network(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false)
 }

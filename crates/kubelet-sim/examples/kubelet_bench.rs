@@ -394,6 +394,9 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. Sim pod startup at `rate` per second.
     let names: Vec<String> = (1..=n).map(|i| format!("sim-{i}")).collect();
+    // This process holds the store and the apiserver (and the watchers).
+    let (cp_cpu0, _) = proc_usage(std::process::id());
+    let burst = Instant::now();
     let lat = pod_startup(
         &client,
         pod_count,
@@ -404,6 +407,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let (cpu2, rss_pods) = proc_usage(many.pid());
+    let (cp_cpu1, _) = proc_usage(std::process::id());
+    let burst_secs = burst.elapsed().as_secs_f64();
     println!(
         "| pod startup at {rate}/s, {} of {pod_count} Running: p50 / p99 / max [ms] | {} / {} / {} |",
         lat.len(),
@@ -413,6 +418,11 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| RSS with {pod_count} pods [MiB] | {rss_pods:.1} |");
     println!("| kubelet CPU for the pod burst [s] | {:.2} |", cpu2 - cpu1);
+    println!(
+        "| CPU during the pod burst, kubelet / store+apiserver [% of one core] | {:.0} / {:.0} |",
+        (cpu2 - cpu1) / burst_secs * 100.0,
+        (cp_cpu1 - cp_cpu0) / burst_secs * 100.0
+    );
     drop(many);
 
     // 4. Process runtime: nginx pods to Ready.

@@ -153,7 +153,9 @@ pub struct KubeletConfig {
     /// Full node status is re-posted this often even when nothing changed (Kubernetes: 5 min);
     /// changes are posted at once.
     pub status_report_interval: Duration,
-    /// Concurrent pod-status writes to the apiserver.
+    /// Concurrent pod-status writes to the apiserver (all nodes of the process together). 64,
+    /// not 16: with 1,000 sim nodes heartbeating, writes are latency-bound and 16 in flight
+    /// could not keep up with 100 pods/s (docs/BENCHMARKS.md).
     pub status_workers: usize,
     /// Publish core/v1 Events (Pulled, Started, Killing, BackOff, Unhealthy...).
     pub events: bool,
@@ -192,7 +194,7 @@ impl KubeletConfig {
             lease_interval: Duration::from_secs(10),
             lease_duration_seconds: 40,
             status_report_interval: Duration::from_secs(300),
-            status_workers: 16,
+            status_workers: 64,
             events: runtime == RuntimeKind::Process,
             machine: MachineConfig::default(),
             sim: SimConfig::default(),

@@ -103,6 +103,9 @@ struct Flags {
     backoff_initial: Duration,
     #[arg(long, env = "NIWA_KUBELET_BACKOFF_MAX", value_parser = duration, default_value = "5m")]
     backoff_max: Duration,
+    /// Concurrent pod-status writes to the apiserver (all nodes of this process together).
+    #[arg(long, env = "NIWA_KUBELET_STATUS_WORKERS", default_value_t = 64)]
+    status_workers: usize,
     /// Publish core/v1 Events (default: on for the process runtime, off for sim).
     #[arg(long, env = "NIWA_KUBELET_EVENTS")]
     events: Option<bool>,
@@ -164,6 +167,7 @@ impl Flags {
         c.cluster_dns = self.cluster_dns;
         c.cluster_domain = self.cluster_domain;
         c.lease_interval = self.lease_interval;
+        c.status_workers = self.status_workers.max(1);
         c.machine.restart_backoff.initial = self.backoff_initial;
         c.machine.restart_backoff.max = self.backoff_max;
         if let Some(events) = self.events {

@@ -128,7 +128,6 @@ async fn kubectl_run_nginx_serves_http_with_logs_and_exec() {
         "run",
         "web",
         "--image=nginx",
-        "--port=80",
         &format!("--overrides={over}"),
     ])
     .await;
@@ -206,6 +205,26 @@ async fn kubectl_run_nginx_serves_http_with_logs_and_exec() {
     let (code, _, _) = pc
         .kubectl(&["exec", "web", "--", "sh", "-c", "exit 3"])
         .await;
+    // stdin flows in (`kubectl exec -i`).
+    let mut cmd = tokio::process::Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(&pc.kubeconfig)
+        .args(["exec", "-i", "web", "--", "tr", "a-z", "A-Z"])
+        .env("HOME", pc.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("kubectl: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = input.write_all(b"hello stdin\n").await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
+    let out = match out {
+        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        other => panic!("kubectl exec -i: {other:?}"),
+    };
+    assert_eq!(out, "HELLO STDIN\n");
     assert_eq!(code, 3, "exec exit code");
 }
 

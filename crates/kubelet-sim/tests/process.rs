@@ -534,3 +534,27 @@ async fn host_network_pods_have_the_node_ip() {
     let logs = wait_logs(&pc, &["logs", "hostnet"], "ip=").await;
     assert_eq!(logs, format!("ip={node_ip}\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_over_its_memory_limit_is_oom_killed() {
+    if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        eprintln!("skipped: no memory cgroup on this machine");
+        return;
+    }
+    let pc = ProcessCluster::start().await;
+    pc.c.create_pod(json!({
+        "metadata": {"name": "hog"},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "app", "image": "busybox",
+            "command": ["sh", "-c", "x=$$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"],
+            "resources": {"limits": {"memory": "32Mi"}},
+        }]},
+    }))
+    .await;
+    let p = wait_pod(&pc.c.pods(), "hog", T, |p| phase(p) == "Failed").await;
+    let app = container(&p, "app");
+    assert_eq!(app["state"]["terminated"]["reason"], "OOMKilled", "{app}");
+    assert_eq!(app["state"]["terminated"]["exitCode"], 137, "{app}");
+}

@@ -33,6 +33,7 @@ pub mod selection;
 pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
+pub mod volume;
 
 /// The controllers this binary runs, with Kubernetes' names.
 pub const CONTROLLERS: &[ControllerName] = &[
@@ -114,6 +115,11 @@ pub const CONTROLLERS: &[ControllerName] = &[
     ControllerName {
         name: "node-lifecycle-controller",
         alias: "nodelifecycle",
+        enabled_by_default: true,
+    },
+    ControllerName {
+        name: "persistentvolume-binder-controller",
+        alias: "persistentvolume-binder",
         enabled_by_default: true,
     },
 ];
@@ -271,6 +277,7 @@ pub async fn start(name: &'static str, shared: Arc<Shared>, shutdown: Cancellati
         "node-ipam-controller" => nodeipam::run(shared, shutdown).await,
         "service-lb-controller" => servicelb::run(shared, shutdown).await,
         "node-lifecycle-controller" => nodelifecycle::run(shared, shutdown).await,
+        "persistentvolume-binder-controller" => volume::run(shared, shutdown).await,
         other => tracing::error!(controller = other, "no such controller"),
     }
 }

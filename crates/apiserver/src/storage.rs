@@ -112,6 +112,10 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
+/// The largest store response the apiserver accepts (a range page, or a watch response carrying
+/// a large transaction's events).
+const MAX_RESPONSE_BYTES: usize = 1 << 30;
+
 impl Storage {
     pub async fn connect(endpoints: &[String]) -> Result<Storage, StorageError> {
         let client = Client::connect(endpoints, None).await?;
@@ -119,7 +123,11 @@ impl Storage {
     }
 
     fn kv(&self) -> KvClient {
-        self.client.kv_client()
+        // A page of 10,000 objects (the watch cache's initial list) is many MiB: lift tonic's
+        // 4 MiB default, as etcd's own clients do.
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
     }
 
     /// The store's current revision.
@@ -351,7 +359,12 @@ impl Storage {
             .with_start_revision(start_revision)
             .with_prev_key()
             .with_progress_notify();
-        let stream = self.client.watch_client().watch(prefix, Some(opts)).await?;
+        let stream = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_RESPONSE_BYTES)
+            .watch(prefix, Some(opts))
+            .await?;
         Ok(stream.split())
     }
 }

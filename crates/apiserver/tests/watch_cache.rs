@@ -140,3 +140,41 @@ async fn label_selected_list_and_namespace_scoped_list_come_from_the_cache() {
         assert!(item_rv > 0 && item_rv <= list_rv);
     }
 }
+
+/// A cache's initial list larger than gRPC's default 4 MiB message limit (six ~900 KiB
+/// ConfigMaps): a freshly started apiserver must still load it, rather than retrying forever with
+/// "the watch cache of configmaps is not ready yet".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_initial_list_larger_than_four_mib_loads() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client();
+    for i in 0..6 {
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("big-{i}"), "namespace": "default"},
+            "data": {"payload": "x".repeat(900 * 1024)}});
+        create(&mut c, rref("configmaps", "default", ""), body)
+            .await
+            .expect("create");
+    }
+    let (fresh, _token) = cluster.another_apiserver().await;
+    let mut fresh = fresh.max_decoding_message_size(64 << 20);
+    let req = ListRequest {
+        r#ref: Some(rref("configmaps", "default", "")),
+        ..Default::default()
+    };
+    let listed = tokio::time::timeout(Duration::from_secs(20), list(&mut fresh, req))
+        .await
+        .expect("the list answers in time")
+        .expect("list");
+    let names: Vec<&str> = listed["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["metadata"]["name"].as_str())
+                .filter(|n| n.starts_with("big-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names.len(), 6, "{names:?}");
+}

@@ -160,12 +160,11 @@ async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, Endpoin
     let Some(selector) = core::service_selector(&svc) else {
         return Ok(None);
     };
-    let pods = ctx.shared.pods_in(&ns);
-    let selected: Vec<&Pod> = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| core::selects(selector, p))
-        .collect();
+    // One pass over the cache (no intermediate list of every pod of the namespace).
+    let pods = ctx.shared.pods.store().filter(|p| {
+        p.metadata.namespace.as_deref() == Some(ns.as_str()) && core::selects(selector, p)
+    });
+    let selected: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let desired = core::desired_endpoints(&svc, &selected);
     let result = match ctx.endpoints.get(&key) {
         None => api.create(&desired).await.map(|_| ()),

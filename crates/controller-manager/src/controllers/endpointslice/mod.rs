@@ -261,12 +261,11 @@ async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, SliceEr
     if svc.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let pods = ctx.shared.pods_in(&ns);
-    let selected: Vec<&Pod> = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| endpoint::core::selects(selector, p))
-        .collect();
+    // One pass over the cache (no intermediate list of every pod of the namespace).
+    let pods = ctx.shared.pods.store().filter(|p| {
+        p.metadata.namespace.as_deref() == Some(ns.as_str()) && endpoint::core::selects(selector, p)
+    });
+    let selected: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let groups = core::service_groups(svc, &selected);
     let template = core::SliceTemplate::for_service(
         svc,

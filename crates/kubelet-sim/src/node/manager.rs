@@ -38,6 +38,10 @@ struct NodeState {
     uid: Option<String>,
     conditions: Option<Vec<NodeCondition>>,
     next_status: Instant,
+    /// The last successful Lease renewal. A renewal long after it means this kubelet was away
+    /// (frozen, partitioned): the node lifecycle controller has meanwhile marked the node
+    /// Ready=Unknown, so status is posted at once instead of at the next report interval.
+    last_renewed: Option<Instant>,
 }
 
 pub struct NodeManager {
@@ -91,6 +95,7 @@ impl NodeManager {
                     uid: None,
                     conditions: None,
                     next_status: now,
+                    last_renewed: None,
                 })
                 .collect(),
             pressure: Pressure::default(),
@@ -332,6 +337,7 @@ impl NodeManager {
         registered: &mut HashMap<usize, bool>,
     ) {
         let now = Instant::now();
+        let interval = self.config.lease_interval;
         let this = &*self;
         let known: &HashMap<usize, bool> = registered;
         let results: Vec<RenewOutcome> =
@@ -344,8 +350,11 @@ impl NodeManager {
                     let r = this.register(n).await.map(|_| Vec::new());
                     return (i, Ok(()), Some(r));
                 }
+                let away = n
+                    .last_renewed
+                    .is_some_and(|t| now.saturating_duration_since(t) > interval * 2);
                 let lease = this.renew(n).await;
-                let status = if n.next_status <= now {
+                let status = if n.next_status <= now || (away && lease.is_ok()) {
                     Some(this.post_status(n, None).await)
                 } else {
                     None
@@ -359,6 +368,7 @@ impl NodeManager {
             match lease {
                 Ok(()) => {
                     self.metrics.lease_renewals.inc();
+                    self.nodes[i].last_renewed = Some(now);
                 }
                 Err(e) => {
                     self.metrics.lease_renewal_errors.inc();

@@ -44,6 +44,9 @@ pub struct Network {
     pub control_plane: Ipv4Addr,
     /// The first three octets of node addresses: node N is `<prefix>.N`.
     pub node_prefix: [u8; 3],
+    /// The first simulated node's address; further ones count up from it (a range of their own,
+    /// so thousands fit apart from the process nodes).
+    pub sim_node_start: Ipv4Addr,
     pub service_cidr: String,
     pub kubernetes_service_ip: Ipv4Addr,
     pub dns_service_ip: Ipv4Addr,
@@ -59,6 +62,7 @@ impl Network {
         Network {
             control_plane: Ipv4Addr::new(127, 0, 0, 1),
             node_prefix: [127, 1, 0],
+            sim_node_start: Ipv4Addr::new(127, 2, 0, 1),
             service_cidr: "127.96.0.0/16".into(),
             kubernetes_service_ip: Ipv4Addr::new(127, 96, 0, 1),
             dns_service_ip: Ipv4Addr::new(127, 96, 0, 10),
@@ -78,6 +82,7 @@ impl Network {
         Some(Network {
             control_plane: Ipv4Addr::new(127, b, 0, 1),
             node_prefix: [127, b, 1],
+            sim_node_start: Ipv4Addr::new(127, b, 16, 1),
             service_cidr: format!("127.{b}.96.0/20"),
             kubernetes_service_ip: Ipv4Addr::new(127, b, 96, 1),
             dns_service_ip: Ipv4Addr::new(127, b, 96, 10),
@@ -181,17 +186,6 @@ impl ClusterPlan {
     /// forwards to it through niwa-proxy, as a ClusterIP fronts CoreDNS pods.
     pub fn dns_endpoint(&self) -> SocketAddr {
         SocketAddr::from((self.network.control_plane, 1053))
-    }
-
-    /// The node address of the first simulated node (further ones count up from it): a /16 of its
-    /// own so thousands of them fit, apart from the process nodes.
-    pub fn sim_node_ip(&self) -> Ipv4Addr {
-        let [a, b, _] = self.network.node_prefix;
-        if self.network.control_plane == Ipv4Addr::new(127, 0, 0, 1) {
-            Ipv4Addr::new(127, 2, 0, 1)
-        } else {
-            Ipv4Addr::new(a, b, 16, 1)
-        }
     }
 
     /// Every component, in start order.
@@ -337,7 +331,7 @@ impl ClusterPlan {
         }
         if self.sim_nodes > 0 {
             // Simulated nodes share one kubelet process.
-            let ip = self.sim_node_ip();
+            let ip = net.sim_node_start;
             out.push(ComponentSpec {
                 name: "kubelet-sim".into(),
                 binary: "niwa-kubelet",

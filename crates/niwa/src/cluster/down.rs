@@ -56,7 +56,7 @@ pub async fn run(args: DownArgs, out: &mut dyn std::io::Write) -> Result<(), Cli
     // Whatever is still running (the supervisor was killed): stop it here, last stage first.
     for c in state.components.iter().rev() {
         let Some(pid) = c.pid else { continue };
-        if !owned_alive(pid, &c.name) {
+        if !owned_alive(pid) {
             continue;
         }
         signal(pid, Signal::SIGTERM);
@@ -88,7 +88,7 @@ fn signal(pid: u32, sig: Signal) {
 }
 
 /// Alive and still a niwa daemon: a recycled pid must not be killed.
-fn owned_alive(pid: u32, _component: &str) -> bool {
+fn owned_alive(pid: u32) -> bool {
     pid_alive(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).contains("niwa-"))

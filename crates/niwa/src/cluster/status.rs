@@ -123,17 +123,11 @@ async fn node_rows(apiserver: &str) -> Result<Vec<Vec<String>>, niwa_client::Err
     Ok(rows)
 }
 
+/// Header row first, as kubectl's tabwriter lays it out ([`crate::output::Table`]).
 fn write_table(out: &mut dyn std::io::Write, rows: &[Vec<String>]) {
-    let columns = rows.first().map(|r| r.len()).unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("   ").trim_end());
-    }
+    let _ = write!(
+        out,
+        "{}",
+        crate::output::Table::default().render(None, rows)
+    );
 }

@@ -346,6 +346,17 @@ pub static RESOURCES: &[ResourceInfo] = &[
         NONE
     ),
     resource!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        ["sc"],
+        false,
+        [],
+        NONE
+    ),
+    resource!(
         "coordination.k8s.io",
         "v1",
         "Lease",

@@ -9,7 +9,7 @@
 //! (`fieldValidation=Strict` is checked against the OpenAPI schemas by the HTTP layer).
 //!
 //! One module per API group: [`pod`] (PodSpec, shared by every template), [`core`], [`service`],
-//! [`apps`], [`batch`], [`networking`], [`other`] (coordination, policy, autoscaling, events).
+//! [`apps`], [`batch`], [`networking`], [`storage`], [`other`] (coordination, policy, autoscaling, events).
 
 pub mod apps;
 pub mod batch;
@@ -19,6 +19,7 @@ pub mod other;
 pub mod pod;
 pub mod selector;
 pub mod service;
+pub mod storage;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -174,6 +175,7 @@ fn admit(info: &ResourceInfo, obj: Value, op: Op<'_>) -> Result<Value, ApiError>
         ("discovery.k8s.io", "EndpointSlice") => api::discovery::v1::EndpointSlice,
         ("networking.k8s.io", "Ingress") => api::networking::v1::Ingress,
         ("networking.k8s.io", "IngressClass") => api::networking::v1::IngressClass,
+        ("storage.k8s.io", "StorageClass") => api::storage::v1::StorageClass,
         ("coordination.k8s.io", "Lease") => api::coordination::v1::Lease,
         ("events.k8s.io", "Event") => api::events::v1::Event,
         ("policy", "PodDisruptionBudget") => api::policy::v1::PodDisruptionBudget,

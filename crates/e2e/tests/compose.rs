@@ -1,7 +1,9 @@
 //! The docker-compose cluster (docs/compose.md) from the suite: runs `scripts/compose-test`, which
 //! builds the image, brings up deploy/docker-compose.yml and checks Services and DNS across nodes,
-//! a killed node healed, a restarted store losing nothing. It needs Docker Engine and
-//! docker-compose v1 and takes about two minutes, so it is ignored by default:
+//! a killed node healed, a restarted store losing nothing. CI runs the script itself, from
+//! scripts/test after `cargo test` (not inside it: it takes about two minutes, needs Docker Engine
+//! and docker-compose v1, and must not share the machine with the parallel tests), so this test
+//! is ignored by default; it is the way to run it from cargo:
 //!
 //! ```sh
 //! cargo build --bins && cargo test -p niwa-e2e --test compose -- --ignored

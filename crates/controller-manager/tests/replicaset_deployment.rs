@@ -126,6 +126,7 @@ async fn replicaset_replaces_a_killed_pod_and_reports_status() {
 /// Watches every pod of `app` and records the worst (max total, min ready) seen.
 struct Observer {
     worst: Arc<Mutex<(usize, usize)>>,
+    listed: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -137,20 +138,37 @@ impl Observer {
     ) -> Observer {
         let worst = Arc::new(Mutex::new((0usize, usize::MAX)));
         let w = worst.clone();
+        let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listed_in_task = listed.clone();
         let api: Api<Pod> = client.namespaced("default");
         let cfg = watcher::Config::default().labels(&format!("app={app}"));
         let task = tokio::spawn(async move {
+            // Counting only after a (re)list is complete: a half-listed set would look like
+            // pods going missing, and a slow first list under load used to fail the test.
             let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
+            let mut listing: BTreeMap<String, Pod> = BTreeMap::new();
             let mut events = std::pin::pin!(watcher::watcher(api, cfg));
             while let Some(ev) = events.next().await {
                 match ev {
-                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    Ok(watcher::Event::Init) => {
+                        listing.clear();
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(p)) => {
+                        listing.insert(p.name_any(), p);
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        pods = std::mem::take(&mut listing);
+                        listed_in_task.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok(watcher::Event::Apply(p)) => {
                         pods.insert(p.name_any(), p);
                     }
                     Ok(watcher::Event::Delete(p)) => {
                         pods.remove(&p.name_any());
                     }
-                    _ => continue,
+                    Err(_) => continue,
                 }
                 let total = pods.len();
                 let ready = pods
@@ -172,7 +190,16 @@ impl Observer {
                 }
             }
         });
-        Observer { worst, task }
+        Observer {
+            worst,
+            listed,
+            task,
+        }
+    }
+
+    /// Whether the first list is complete, so that what the observer counts is the whole set.
+    fn listed(&self) -> bool {
+        self.listed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn worst(&self) -> (usize, usize) {
@@ -249,7 +276,12 @@ async fn rolling_update_stays_within_surge_and_unavailability_then_undo_reuses_t
     // Roll out a new image, watching every pod.
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let observer = Observer::start(client.clone(), "web", armed.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(30),
+        "the observer's first list",
+        || async { observer.listed().then_some(()) },
+    )
+    .await;
     armed.store(true, std::sync::atomic::Ordering::SeqCst);
     let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}});
     deployments
@@ -414,6 +446,12 @@ async fn a_killed_controller_manager_resumes_the_rollout_without_extra_pods() {
     .await;
     let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let observer = Observer::start(client.clone(), "resume", armed);
+    eventually(
+        Duration::from_secs(30),
+        "the observer's first list",
+        || async { observer.listed().then_some(()) },
+    )
+    .await;
     let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}});
     deployments
         .patch("resume", &Patch::Merge(patch))

@@ -621,10 +621,14 @@ impl Syncer {
     /// Kubernetes' `scaleDownOldReplicaSetsForRollingUpdate`.
     fn scale_down_old_for_rolling(&mut self, old: &[usize]) -> i32 {
         let min_available = self.replicas() - self.unavailable;
+        // A ReplicaSet this controller has just scaled down still reports the available count of
+        // its previous size until its own controller catches up; counting those pods again would
+        // scale down past maxUnavailable. Kubernetes leans on sync timing here; niwa caps each
+        // ReplicaSet's available count at its desired size, which is always a safe upper bound.
         let available: i32 = self
             .all_indices()
             .iter()
-            .map(|i| rs_available(&self.rss[*i]))
+            .map(|i| rs_available(&self.rss[*i]).min(rs_replicas(&self.rss[*i])))
             .sum();
         if available <= min_available {
             return 0;

@@ -556,3 +556,44 @@ fn invalid_percentages_are_reported() {
     let d = with_strategy(deployment(1, "v1"), pct("abc"), pct("25%"));
     assert!(sync(&d, &[], &[], ts(0)).is_err());
 }
+
+/// The old ReplicaSet's status still reports its size before this controller scaled it down (its
+/// own controller has not caught up) while the new one reports fresh availability: the scale-down
+/// must not count the old pods twice and drop below replicas - maxUnavailable.
+#[test]
+fn a_stale_old_replicaset_status_does_not_scale_down_past_max_unavailable() {
+    let mut w = World::new(with_strategy(deployment(10, "v1"), pct("25%"), pct("25%")));
+    converge(&mut w);
+    w.set_image("v2");
+    w.sync();
+    assert_eq!(w.new_and_old(), (3, 8));
+    // Only the new ReplicaSet's controller has run: its 3 pods are available; the old one's
+    // status still says 10 available although its spec is 8.
+    let t = template(&w.d);
+    for rs in &mut w.rss {
+        let is_new = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .is_some_and(|x| equal_ignore_hash(x, &t));
+        if is_new {
+            rs.status = Some(ReplicaSetStatus {
+                replicas: 3,
+                ready_replicas: Some(3),
+                available_replicas: Some(3),
+                observed_generation: rs.metadata.generation,
+                ..Default::default()
+            });
+        }
+    }
+    // The first pass scales the new ReplicaSet up to the surge (5) and stops there; the second
+    // scales the old one down, still seeing the stale status.
+    w.sync();
+    assert_eq!(w.new_and_old(), (5, 8));
+    w.sync();
+    let (new, old) = w.new_and_old();
+    assert!(
+        new.min(3) + old >= 8,
+        "scaled the old ReplicaSet to {old} with {new} new (3 available): fewer than 8 available"
+    );
+}

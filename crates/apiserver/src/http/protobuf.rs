@@ -99,6 +99,7 @@ fn debug_text(group: &str, version: &str, kind: &str, raw: &[u8]) -> Result<Stri
         "discovery.k8s.io" "v1" "EndpointSlice" => api::discovery::v1::EndpointSlice,
         "networking.k8s.io" "v1" "Ingress" => api::networking::v1::Ingress,
         "networking.k8s.io" "v1" "IngressClass" => api::networking::v1::IngressClass,
+        "storage.k8s.io" "v1" "StorageClass" => api::storage::v1::StorageClass,
         "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
         "events.k8s.io" "v1" "Event" => api::events::v1::Event,
         "policy" "v1" "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget,

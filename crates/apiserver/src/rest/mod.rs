@@ -3,10 +3,12 @@
 //! errors are [`ApiError`]s (Kubernetes `Status`).
 //!
 //! * `write.rs` — create, update, status update: server-set metadata, validation, concurrency.
+//! * `admission.rs` — admission plugins that read other objects (DefaultStorageClass).
 //! * `delete.rs` — deletion with preconditions, finalizers, graceful pod deletion.
 //! * `read.rs` — get and list with selectors, limit/continue and resourceVersion semantics.
 //! * `watch.rs` — watch streams with initial events, selector transitions and bookmarks.
 
+mod admission;
 mod commit;
 mod delete;
 mod patch;

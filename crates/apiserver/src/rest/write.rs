@@ -139,7 +139,10 @@ impl Rest {
         ] {
             md.remove(k);
         }
-        // The kind's defaults, initial status and validation (every bad field at once).
+        // Mutating admission that reads other objects (DefaultStorageClass), then the kind's
+        // defaults, initial status and validation (every bad field at once).
+        self.admit_create_plugins(info.group, info.kind, &mut body)
+            .await?;
         let mut body = niwa_api::kinds::admit_create(info, body)?;
         if kinds::tracks_generation(&body) {
             meta_mut(&mut body).insert("generation".into(), json!(1));

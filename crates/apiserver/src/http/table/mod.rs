@@ -6,8 +6,10 @@
 //!   statefulsets, daemonsets, jobs, cronjobs, controllerrevisions.
 //! * `cluster.rs` — services, endpoints, nodes, namespaces, configmaps, secrets, events, storage,
 //!   networking, and the default (`NAME`, `CREATED AT`) for kinds without a printer.
+//! * `storage.rs` — storageclasses (`NAME (default)`).
 
 mod cluster;
+mod storage;
 mod workloads;
 
 use jiff::Timestamp;
@@ -72,6 +74,7 @@ impl Include {
 pub fn columns(info: &ResourceInfo) -> Vec<Column> {
     workloads::columns(info)
         .or_else(|| cluster::columns(info))
+        .or_else(|| storage::columns(info))
         .unwrap_or_else(|| vec![NAME, col("Created At", "date", 0)])
 }
 
@@ -79,6 +82,7 @@ pub fn columns(info: &ResourceInfo) -> Vec<Column> {
 pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Vec<Value> {
     workloads::cells(info, obj, now)
         .or_else(|| cluster::cells(info, obj, now))
+        .or_else(|| storage::cells(info, obj, now))
         .unwrap_or_else(|| {
             vec![
                 json!(name(obj)),

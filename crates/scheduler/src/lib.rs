@@ -11,6 +11,8 @@
 //! * [`cache`] (assumed pods, incremental snapshots) and [`queue`] (active/backoff/unschedulable).
 //! * [`runtime`] — the IO shell: informers, the scheduling thread, async binding, status and
 //!   Events, leader election; [`metrics`] — Prometheus metrics and health endpoints.
+//! * [`volume_binding`] — PreBind for volume claims (selected node for WaitForFirstConsumer
+//!   classes, wait until bound).
 
 pub mod cache;
 pub mod framework;
@@ -24,5 +26,6 @@ pub mod queue;
 pub mod resources;
 pub mod runtime;
 pub mod snapshot;
+pub mod volume_binding;
 
 pub use runtime::{RunError, SchedulerConfig, run, run_with_metrics};

@@ -110,6 +110,7 @@ pub(crate) struct Shared {
 
 struct Ctx {
     shared: Arc<Shared>,
+    client: Client,
     pods: Api<Pod>,
     recorder: Recorder,
     metrics: Metrics,
@@ -176,6 +177,7 @@ pub async fn run_with_metrics(
     }
     let ctx = Arc::new(Ctx {
         shared: shared.clone(),
+        client: client.clone(),
         pods: client.all::<Pod>(),
         recorder: Recorder::new(client.clone(), &config.scheduler_name, None),
         metrics: metrics.clone(),
@@ -352,6 +354,28 @@ async fn bind(ctx: Arc<Ctx>, qp: QueuedPod, node: String, start: Instant) {
         return;
     };
     let info = &qp.info;
+    // PreBind: the pod's volume claims (selected node, wait until bound).
+    if let Err(msg) = crate::volume_binding::pre_bind(&ctx.client, &info.pod, &node).await {
+        ctx.metrics
+            .attempt("error", &ctx.profile, start.elapsed().as_secs_f64());
+        tracing::info!(pod = %info.key(), node = %node, error = %msg, "volume binding failed; requeueing");
+        {
+            let mut st = ctx.shared.state.lock();
+            let _ = st.cache.forget(&info.uid);
+            st.queue.error(&info.uid, Instant::now());
+        }
+        ctx.shared.wake.notify_all();
+        let msg = format!("running PreBind plugin \"VolumeBinding\": {msg}");
+        publish(
+            &ctx,
+            &info.pod,
+            EventType::Warning,
+            "FailedScheduling",
+            &msg,
+        )
+        .await;
+        return;
+    }
     let api = ctx.pods.in_namespace(&info.namespace);
     match api.bind(&info.name, &node).await {
         Ok(()) => {

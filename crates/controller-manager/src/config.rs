@@ -55,9 +55,15 @@ pub struct Config {
     /// without one get (Kubernetes' DefaultTolerationSeconds: 300).
     pub default_unreachable_toleration_seconds: i64,
     pub default_not_ready_toleration_seconds: i64,
+    /// `--local-path-dir`: where the local-path provisioner puts a node's volumes, `{node}`
+    /// standing for the node's name (see `controllers::volume::provision`).
+    pub local_path_dir: String,
     /// The controllers' clock (tests move it forward).
     pub clock: Clock,
 }
+
+/// The default `--local-path-dir`.
+pub const DEFAULT_LOCAL_PATH_DIR: &str = "/var/lib/niwa/storage/{node}";
 
 impl Config {
     pub fn new(apiserver: &str) -> Config {
@@ -75,6 +81,7 @@ impl Config {
             node_monitor_period: Duration::from_secs(5),
             default_unreachable_toleration_seconds: 300,
             default_not_ready_toleration_seconds: 300,
+            local_path_dir: DEFAULT_LOCAL_PATH_DIR.into(),
             clock: Clock::system(),
         }
     }
@@ -90,6 +97,7 @@ pub struct Settings {
     pub node_monitor_period: Duration,
     pub default_unreachable_toleration_seconds: i64,
     pub default_not_ready_toleration_seconds: i64,
+    pub local_path_dir: String,
 }
 
 impl Settings {
@@ -102,6 +110,7 @@ impl Settings {
             node_monitor_period: c.node_monitor_period,
             default_unreachable_toleration_seconds: c.default_unreachable_toleration_seconds,
             default_not_ready_toleration_seconds: c.default_not_ready_toleration_seconds,
+            local_path_dir: c.local_path_dir.clone(),
         }
     }
 }

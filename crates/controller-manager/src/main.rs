@@ -104,6 +104,10 @@ struct Args {
     /// Same for `node.kubernetes.io/not-ready`.
     #[arg(long, default_value_t = 300)]
     default_not_ready_toleration_seconds: i64,
+    /// Where the local-path provisioner creates volumes; `{node}` is replaced by the node's name
+    /// (a process cluster uses `<dir>/nodes/{node}/storage`, beside each kubelet's root dir).
+    #[arg(long, env = "NIWA_LOCAL_PATH_DIR", default_value = niwa_controller_manager::config::DEFAULT_LOCAL_PATH_DIR)]
+    local_path_dir: String,
     /// Log format: text or json.
     #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -183,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
     config.node_monitor_period = args.node_monitor_period;
     config.default_unreachable_toleration_seconds = args.default_unreachable_toleration_seconds;
     config.default_not_ready_toleration_seconds = args.default_not_ready_toleration_seconds;
+    config.local_path_dir = args.local_path_dir;
     niwa_controller_manager::run(config, shutdown).await?;
     Ok(())
 }

@@ -12,7 +12,8 @@
 //!   `niwa down` find a running cluster.
 //!
 //! * [`leftovers`] — stopping the containers that outlive their kubelet when the cluster stops.
-//! * [`bootstrap`] — objects the cluster needs once the apiserver is up (the `kube-dns` Service).
+//! * [`bootstrap`] — objects the cluster needs once the apiserver is up (the `kube-dns` Service,
+//!   the default `local-path` StorageClass).
 //!
 //! The kubeconfig it writes comes from `niwa_apiserver::http::kubeconfig`.
 

@@ -234,6 +234,9 @@ impl ClusterPlan {
                     s(&net.cluster_cidr),
                     s("--lb-pool"),
                     s(&net.lb_pool),
+                    // local-path volumes live beside each kubelet's root dir.
+                    s("--local-path-dir"),
+                    self.dir("nodes/{node}/storage"),
                 ],
                 stage: Stage::ControlPlane,
                 health: SocketAddr::from((cp, 10257)),
@@ -413,6 +416,10 @@ mod tests {
             "niwa-kubelet --apiserver http://127.0.0.1:6443 --node-name node-1 --node-ip 127.1.0.1 \
              --pod-cidr 127.244.1.0/24 --runtime process --root-dir /d/nodes/node-1 \
              --cluster-dns 127.96.0.10 --cluster-domain cluster.local --healthz-port 10248"
+        );
+        assert!(
+            args_of(&plan, "controller-manager")
+                .ends_with("--local-path-dir /d/nodes/{node}/storage")
         );
         assert_eq!(
             args_of(&plan, "dns"),

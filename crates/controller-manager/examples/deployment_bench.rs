@@ -18,41 +18,8 @@ use niwa_client::k8s::api::core::v1::Node;
 use niwa_client::{Api, Client, Patch};
 use tokio_util::sync::CancellationToken;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// (CPU seconds, RSS MiB) of a process, from /proc.
-fn proc_usage(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // After the ")": state is field 3, utime 14, stime 15 (1-based over the whole line).
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let cpu = (ticks(14) + ticks(15)) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (cpu, rss_kb / 1024.0)
-}
+mod common;
+use common::{arg, proc_usage};
 
 async fn wait_done(
     client: &Client,
@@ -144,24 +111,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // The controller-manager as its own process.
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("niwa-controller-manager"))
-        .ok_or_else(|| anyhow::anyhow!("no binary dir"))?;
-    let mut cm = tokio::process::Command::new(&bin)
-        .args([
-            "--apiserver",
-            &cp.api_url(),
-            "--leader-elect=false",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+    let mut cm = common::controller_manager(&cp.api_url(), &[])?;
     let pid = cm.id().unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (cpu0, _) = proc_usage(pid);

@@ -12,6 +12,12 @@
 //! Service's slice lists its 10 not-ready endpoints, `--flips` pods are made Ready at `--rate` per
 //! second; the latency of each is the time from just before its status write to the slice watch
 //! event that shows it ready.
+//!
+//! Where the time goes: a second watcher on pods times the same writes to the pod watch event
+//! that shows them Ready (the apiserver's part: write, store, watch fan-out), so slice latency
+//! minus pod-event latency is the controller-manager's part (its informer, queue, sync and slice
+//! write); and the CPU seconds of the controller-manager process and of this one (store and
+//! apiserver) during the flips.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,18 +26,11 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use niwa_client::k8s::api::core::v1::{Pod, PodCondition, PodStatus, Service};
 use niwa_client::k8s::api::discovery::v1::EndpointSlice;
-use niwa_client::runtime::watcher;
 use niwa_client::{Api, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::{arg, proc_usage, summary};
 
 fn status(ip: &str, ready: bool) -> PodStatus {
     PodStatus {
@@ -46,14 +45,6 @@ fn status(ip: &str, ready: bool) -> PodStatus {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let services = arg("--services", 1000);
@@ -64,26 +55,9 @@ async fn main() -> anyhow::Result<()> {
     let client = cp.client();
     let stop = CancellationToken::new();
 
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("niwa-controller-manager"))
-        .ok_or_else(|| anyhow::anyhow!("no binary dir"))?;
-    let mut cm = tokio::process::Command::new(&bin)
-        .args([
-            "--apiserver",
-            &cp.api_url(),
-            "--leader-elect=false",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--controllers",
-            "endpointslice,endpoint",
-        ])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+    let mut cm =
+        common::controller_manager(&cp.api_url(), &["--controllers", "endpointslice,endpoint"])?;
+    let cm_pid = cm.id().unwrap_or(0);
 
     let t = Instant::now();
     let svcs: Api<Service> = client.namespaced("default");
@@ -150,35 +124,44 @@ async fn main() -> anyhow::Result<()> {
         let (pending, latencies, seen) =
             (pending.clone(), latencies.clone(), not_ready_seen.clone());
         let api: Api<EndpointSlice> = client.namespaced("default");
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
-            loop {
-                let ev = tokio::select! {
-                    _ = token.cancelled() => break,
-                    ev = events.next() => ev,
-                };
-                let slice = match ev {
-                    Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s))) => s,
-                    Some(_) => continue,
-                    None => break,
-                };
-                let now = Instant::now();
-                seen.lock()
-                    .expect("lock")
-                    .insert(slice.name_any(), slice.endpoints.len());
-                let mut pending = pending.lock().expect("lock");
-                for e in &slice.endpoints {
-                    if e.conditions.as_ref().and_then(|c| c.ready) != Some(true) {
-                        continue;
-                    }
-                    let Some(uid) = e.target_ref.as_ref().and_then(|r| r.uid.clone()) else {
-                        continue;
-                    };
-                    if let Some(t0) = pending.remove(&uid) {
-                        latencies.lock().expect("lock").push(now - t0);
-                    }
+        common::watch_objects(api, stop.clone(), move |slice: EndpointSlice| {
+            let now = Instant::now();
+            seen.lock()
+                .expect("lock")
+                .insert(slice.name_any(), slice.endpoints.len());
+            let mut pending = pending.lock().expect("lock");
+            for e in &slice.endpoints {
+                if e.conditions.as_ref().and_then(|c| c.ready) != Some(true) {
+                    continue;
                 }
+                let Some(uid) = e.target_ref.as_ref().and_then(|r| r.uid.clone()) else {
+                    continue;
+                };
+                if let Some(t0) = pending.remove(&uid) {
+                    latencies.lock().expect("lock").push(now - t0);
+                }
+            }
+        });
+    }
+    // Watch pods: the first time a pending pod shows up Ready, record the apiserver's part.
+    let pod_pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let pod_latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    {
+        let (pending, latencies) = (pod_pending.clone(), pod_latencies.clone());
+        let api: Api<Pod> = client.namespaced("default");
+        common::watch_objects(api, stop.clone(), move |pod: Pod| {
+            let now = Instant::now();
+            let ready = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if !ready {
+                return;
+            }
+            let uid = pod.uid().unwrap_or_default();
+            if let Some(t0) = pending.lock().expect("lock").remove(&uid) {
+                latencies.lock().expect("lock").push(now - t0);
             }
         });
     }
@@ -204,12 +187,14 @@ async fn main() -> anyhow::Result<()> {
         .map(|k| created[(k % services) * per + (k / services) % per].clone())
         .collect();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let (cm_cpu0, _) = proc_usage(cm_pid);
+    let (own_cpu0, _) = proc_usage(std::process::id());
     let t = Instant::now();
     let mut writes = Vec::new();
     for (k, p) in order.into_iter().enumerate() {
         let due = t + interval * k as u32;
         tokio::time::sleep_until(due.into()).await;
-        let (pods, pending) = (pods.clone(), pending.clone());
+        let (pods, pending, pod_pending) = (pods.clone(), pending.clone(), pod_pending.clone());
         writes.push(tokio::spawn(async move {
             let mut p = p;
             let ip = p
@@ -218,10 +203,9 @@ async fn main() -> anyhow::Result<()> {
                 .and_then(|s| s.pod_ip.clone())
                 .unwrap_or_default();
             p.status = Some(status(&ip, true));
-            pending
-                .lock()
-                .expect("lock")
-                .insert(p.uid().unwrap_or_default(), Instant::now());
+            let (uid, now) = (p.uid().unwrap_or_default(), Instant::now());
+            pod_pending.lock().expect("lock").insert(uid.clone(), now);
+            pending.lock().expect("lock").insert(uid, now);
             let _ = pods.replace_status(&p).await;
         }));
     }
@@ -232,16 +216,27 @@ async fn main() -> anyhow::Result<()> {
     while !pending.lock().expect("lock").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut l = latencies.lock().expect("lock").clone();
-    l.sort();
+    let (cm_cpu1, cm_rss) = proc_usage(cm_pid);
+    let (own_cpu1, _) = proc_usage(std::process::id());
+    let span = t.elapsed().as_secs_f64();
+    let l = latencies.lock().expect("lock").clone();
     println!(
-        "{} of {flips} pods Ready → slice updated at {rate}/s: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} never seen)",
+        "{} of {flips} pods Ready → slice updated at {rate}/s: {} ({} never seen)",
         l.len(),
-        percentile(&l, 0.5),
-        percentile(&l, 0.9),
-        percentile(&l, 0.99),
-        percentile(&l, 1.0),
+        summary(&l),
         pending.lock().expect("lock").len()
+    );
+    let pl = pod_latencies.lock().expect("lock").clone();
+    println!(
+        "  of which write → pod watch event (apiserver): {}",
+        summary(&pl)
+    );
+    println!(
+        "  CPU over the {span:.1} s of flips: controller-manager {:.2} s ({:.0} %, RSS {cm_rss:.0} MiB), \
+         store + apiserver + watchers (this process) {:.2} s",
+        cm_cpu1 - cm_cpu0,
+        (cm_cpu1 - cm_cpu0) / span * 100.0,
+        own_cpu1 - own_cpu0
     );
     let _ = cm.start_kill();
     stop.cancel();

@@ -108,6 +108,29 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
     }
 }
 
+/// The ports the pod serves the Service's ports on ([`find_port`] of each; a port the pod does
+/// not have is left out).
+pub fn resolved_ports(svc: &Service, pod: &Pod) -> BTreeSet<PortKey> {
+    service_ports(svc)
+        .iter()
+        .filter_map(|sp| find_port(pod, sp).map(|n| PortKey::of(sp, n)))
+        .collect()
+}
+
+/// The node the pod runs on (none before it is bound).
+pub fn node_name(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty())
+}
+
+/// Whether the pod's endpoint counts as ready: Ready and not terminating, or always with
+/// `publishNotReadyAddresses`.
+pub fn is_ready_endpoint(pod: &Pod, svc: &Service) -> bool {
+    publish_not_ready(svc) || (podutil::is_ready(pod) && !podutil::is_terminating(pod))
+}
+
 /// Kubernetes' `ShouldSetHostname`: the pod names a hostname and this Service as its subdomain.
 pub fn hostname_for(pod: &Pod, svc: &Service) -> Option<String> {
     let spec = pod.spec.as_ref()?;
@@ -151,30 +174,21 @@ pub fn desired_endpoints(svc: &Service, pods: &[&Pod]) -> Endpoints {
         if !should_include(pod, tolerate_unready) {
             continue;
         }
-        let address = EndpointAddress {
-            ip: pod_ip(pod).to_string(),
-            hostname: hostname_for(pod, svc),
-            node_name: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty()),
-            target_ref: Some(pod_reference(pod)),
-        };
-        let ready = tolerate_unready || (podutil::is_ready(pod) && !podutil::is_terminating(pod));
         let ports = service_ports(svc);
-        let mut resolved = BTreeSet::new();
         if ports.is_empty() && !is_headless(svc) {
             continue;
         }
-        for sp in ports {
-            if let Some(n) = find_port(pod, sp) {
-                resolved.insert(PortKey::of(sp, n));
-            }
-        }
+        let resolved = resolved_ports(svc, pod);
         if !ports.is_empty() && resolved.is_empty() {
             continue;
         }
+        let address = EndpointAddress {
+            ip: pod_ip(pod).to_string(),
+            hostname: hostname_for(pod, svc),
+            node_name: node_name(pod),
+            target_ref: Some(pod_reference(pod)),
+        };
+        let ready = is_ready_endpoint(pod, svc);
         let key = (
             address.ip.clone(),
             pod.metadata.uid.clone().unwrap_or_default(),

@@ -5,12 +5,16 @@
 //!
 //! The shell keys on Service names ([`crate::controllers::keyed`]) because a deleted Service must
 //! still be synced; pod changes are mapped to the Services that select the pod now or did before
-//! ([`PodServices`]). Decisions in [`core`].
+//! through an incremental index ([`pods`], [`index`]); the echoes of the controller's own writes
+//! do not queue a sync ([`tracker`]). Decisions in [`core`], which also holds what the
+//! EndpointSlice controllers share about pods and Services.
 
 pub mod core;
+pub mod index;
+pub mod pods;
+pub mod tracker;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -23,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::keyed;
 use crate::informer::{Change, Informer};
+use pods::ServicePods;
+use tracker::{Expect, Tracker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
@@ -30,42 +36,9 @@ pub enum EndpointError {
     Api(#[from] niwa_client::Error),
 }
 
-/// Maps pod changes to Service keys: the Services selecting the pod now, and those that did at
-/// its previous change (a relabelled pod must leave its old Service's endpoints).
-#[derive(Default)]
-pub struct PodServices {
-    last: Mutex<HashMap<ObjectRef, Vec<ObjectRef>>>,
-}
-
-impl PodServices {
-    pub fn keys(&self, change: &Change<Pod>, services: &Store<Service>) -> Vec<ObjectRef> {
-        let Some(pod) = change.object() else {
-            return services.state().iter().map(|s| s.object_ref()).collect();
-        };
-        let pod_key = pod.object_ref();
-        let now: Vec<ObjectRef> = match change {
-            Change::Deleted(_) => Vec::new(),
-            _ => services
-                .filter(|s| {
-                    s.metadata.namespace == pod.metadata.namespace
-                        && core::service_selector(s).is_some_and(|sel| core::selects(sel, pod))
-                })
-                .iter()
-                .map(|s| s.object_ref())
-                .collect(),
-        };
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let mut keys = if now.is_empty() {
-            last.remove(&pod_key).unwrap_or_default()
-        } else {
-            last.insert(pod_key, now.clone()).unwrap_or_default()
-        };
-        keys.extend(now);
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-}
+/// How soon a sync that found the cache behind its own writes tries again (the echo of the
+/// write queues it sooner).
+pub const BEHIND_RETRY: Duration = Duration::from_millis(200);
 
 /// The keys of a change of a Service-named object (Resync: every object in `all`).
 pub fn change_keys<K: niwa_client::Object>(change: &Change<K>, all: &Store<K>) -> Vec<ObjectRef> {
@@ -79,6 +52,8 @@ struct Ctx {
     shared: Arc<Shared>,
     services: Store<Service>,
     endpoints: Store<Endpoints>,
+    pods: Arc<ServicePods>,
+    tracker: Arc<Tracker>,
 }
 
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -93,35 +68,26 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         &mut tasks,
         shutdown.clone(),
     );
-    let index = Arc::new(PodServices::default());
+    let index = Arc::new(ServicePods::default());
+    let tracker = Arc::new(Tracker::default());
     let (svc_store, ep_store) = (services.store(), endpoints.store());
-    let triggers = stream::select_all(vec![
-        {
-            let s = svc_store.clone();
-            services
-                .subscribe()
-                .flat_map(move |c| stream::iter(change_keys(&c, &s)))
-                .boxed()
-        },
-        {
-            let s = svc_store.clone();
-            shared
-                .pods
-                .subscribe()
-                .flat_map(move |c| stream::iter(index.keys(&c, &s)))
-                .boxed()
-        },
-        {
-            let s = ep_store.clone();
-            endpoints
-                .subscribe()
-                .flat_map(move |c| stream::iter(change_keys(&c, &s)))
-                .boxed()
-        },
-    ]);
+    let mut triggers = pods::service_triggers(&services, &shared.pods, index.clone());
+    triggers.push({
+        let (s, tracker) = (ep_store.clone(), tracker.clone());
+        endpoints
+            .subscribe()
+            .flat_map(move |c| {
+                let mut keys = change_keys(&c, &s);
+                keys.retain(|k| tracker.should_sync(k, &c));
+                stream::iter(keys)
+            })
+            .boxed()
+    });
+    let triggers = stream::select_all(triggers);
     svc_store.wait_until_ready().await;
     shared.pods.store().wait_until_ready().await;
     ep_store.wait_until_ready().await;
+    index.rebuild(&shared.pods.store(), &svc_store);
     let queue = WorkQueue::new();
     for s in svc_store.state() {
         queue.add(s.object_ref());
@@ -130,6 +96,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         shared: shared.clone(),
         services: svc_store,
         endpoints: ep_store,
+        pods: index,
+        tracker,
     });
     keyed::run(
         "endpoint-controller",
@@ -144,48 +112,56 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 }
 
 async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, EndpointError> {
+    if !ctx.tracker.caught_up(&key, &ctx.endpoints) {
+        return Ok(Some(BEHIND_RETRY));
+    }
     let ns = key.namespace.clone().unwrap_or_default();
     let api = ctx.shared.client.namespaced::<Endpoints>(&ns);
     let Some(svc) = ctx.services.get(&key) else {
         // The Service is gone: so are its Endpoints.
         if ctx.endpoints.get(&key).is_some() {
             match api.delete(&key.name, &Default::default()).await {
-                Ok(_) => {}
+                Ok(_) => ctx
+                    .tracker
+                    .record(&key, vec![Expect::Gone(key.name.clone())]),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
         }
         return Ok(None);
     };
-    let Some(selector) = core::service_selector(&svc) else {
+    if core::service_selector(&svc).is_none() {
         return Ok(None);
-    };
-    // One pass over the cache (no intermediate list of every pod of the namespace).
-    let pods = ctx.shared.pods.store().filter(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str()) && core::selects(selector, p)
-    });
+    }
+    let pods = ctx.pods.selected(&svc, &ctx.shared.pods.store());
     let selected: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let desired = core::desired_endpoints(&svc, &selected);
     let result = match ctx.endpoints.get(&key) {
-        None => api.create(&desired).await.map(|_| ()),
+        None => api.create(&desired).await,
         Some(current) if core::endpoints_equal(&current, &desired) => return Ok(None),
         Some(current) => {
             let mut updated = (*current).clone();
             updated.subsets = desired.subsets;
             updated.metadata.labels = desired.metadata.labels;
-            api.replace(&updated).await.map(|_| ())
+            api.replace(&updated).await
         }
     };
-    if let Err(e) = result {
-        if !e.is_conflict() && !e.is_already_exists() {
-            ctx.shared.events.publish(
-                svc.object_reference(),
-                "Warning",
-                "FailedToUpdateEndpoint",
-                format!("Failed to update endpoint {key}: {e}"),
-            );
+    match result {
+        Ok(written) => {
+            let expect = Expect::AtLeast(key.name.clone(), tracker::rv(&written));
+            ctx.tracker.record(&key, vec![expect]);
+            Ok(None)
         }
-        return Err(e.into());
+        Err(e) => {
+            if !e.is_conflict() && !e.is_already_exists() {
+                ctx.shared.events.publish(
+                    svc.object_reference(),
+                    "Warning",
+                    "FailedToUpdateEndpoint",
+                    format!("Failed to update endpoint {key}: {e}"),
+                );
+            }
+            Err(e.into())
+        }
     }
-    Ok(None)
 }

@@ -40,22 +40,15 @@ fn address_type(ip: &str) -> &'static str {
 
 /// Kubernetes' `podToEndpoint`.
 pub fn pod_endpoint(pod: &Pod, svc: &Service) -> Endpoint {
-    let serving = podutil::is_ready(pod);
-    let terminating = podutil::is_terminating(pod);
-    let ready = ep::publish_not_ready(svc) || (serving && !terminating);
     Endpoint {
         addresses: vec![ep::pod_ip(pod).to_string()],
         conditions: Some(EndpointConditions {
-            ready: Some(ready),
-            serving: Some(serving),
-            terminating: Some(terminating),
+            ready: Some(ep::is_ready_endpoint(pod, svc)),
+            serving: Some(podutil::is_ready(pod)),
+            terminating: Some(podutil::is_terminating(pod)),
         }),
         hostname: ep::hostname_for(pod, svc),
-        node_name: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty()),
+        node_name: ep::node_name(pod),
         target_ref: Some(ep::pod_reference(pod)),
         ..Default::default()
     }
@@ -70,13 +63,9 @@ pub fn service_groups(svc: &Service, pods: &[&Pod]) -> Vec<Group> {
         .collect();
     pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     for pod in pods {
-        let ports: BTreeSet<PortKey> = ep::service_ports(svc)
-            .iter()
-            .filter_map(|sp| ep::find_port(pod, sp).map(|n| PortKey::of(sp, n)))
-            .collect();
         let key = (
             address_type(ep::pod_ip(pod)).to_string(),
-            ports.into_iter().collect(),
+            ep::resolved_ports(svc, pod).into_iter().collect(),
         );
         groups.entry(key).or_default().push(pod_endpoint(pod, svc));
     }

@@ -17,9 +17,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::core::{self, MIRRORING_CONTROLLER_NAME};
-use super::{SliceError, Tracker, apply_plan, slice_keys, slices_of};
+use super::{SliceError, apply_plan, slice_keys, slices_of};
 use crate::controllers::Shared;
-use crate::controllers::endpoint::{change_keys, core::service_selector};
+use crate::controllers::endpoint::tracker::Tracker;
+use crate::controllers::endpoint::{BEHIND_RETRY, change_keys, core::service_selector};
 use crate::controllers::keyed;
 use crate::informer::Informer;
 use crate::util::owner;
@@ -29,7 +30,7 @@ struct Ctx {
     services: Store<Service>,
     endpoints: Store<Endpoints>,
     slices: Store<EndpointSlice>,
-    tracker: Tracker,
+    tracker: Arc<Tracker>,
 }
 
 /// Whether these Endpoints are mirrored, given their Service.
@@ -73,6 +74,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         shutdown.clone(),
     );
     let (svc_store, ep_store, slice_store) = (services.store(), endpoints.store(), slices.store());
+    let tracker = Arc::new(Tracker::default());
     let triggers = stream::select_all(vec![
         {
             let s = svc_store.clone();
@@ -89,10 +91,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 .boxed()
         },
         {
-            let s = slice_store.clone();
+            let (s, tracker) = (slice_store.clone(), tracker.clone());
             slices
                 .subscribe()
-                .flat_map(move |c| stream::iter(slice_keys(&c, MIRRORING_CONTROLLER_NAME, &s)))
+                .flat_map(move |c| {
+                    stream::iter(slice_keys(&c, MIRRORING_CONTROLLER_NAME, &s, &tracker))
+                })
                 .boxed()
         },
     ]);
@@ -108,7 +112,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         services: svc_store,
         endpoints: ep_store,
         slices: slice_store,
-        tracker: Tracker::default(),
+        tracker,
     });
     keyed::run(
         "endpointslice-mirroring-controller",
@@ -124,7 +128,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 
 async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, SliceError> {
     if !ctx.tracker.caught_up(&key, &ctx.slices) {
-        return Ok(Some(Duration::from_millis(200)));
+        return Ok(Some(BEHIND_RETRY));
     }
     let ns = key.namespace.clone().unwrap_or_default();
     let api = ctx.shared.client.namespaced::<EndpointSlice>(&ns);

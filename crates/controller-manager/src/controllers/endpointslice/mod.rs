@@ -4,16 +4,17 @@
 //! endpoints of the pods it selects. niwa-proxy and niwa-dns read these.
 //!
 //! [`mirroring`] is the `endpointslice-mirroring-controller`: selector-less Services' user-written
-//! Endpoints, mirrored into slices. Both share the reconciler of [`core`] and the [`Tracker`]
-//! that keeps a sync from acting on a cache that has not yet seen its own previous writes (a
-//! slice created with `generateName` would otherwise be created twice).
+//! Endpoints, mirrored into slices. Both share the reconciler of [`core`] and the
+//! [`Tracker`] of their own writes (a sync does not act on a cache that has not yet seen its
+//! previous writes — a slice created with `generateName` would otherwise be created twice — and
+//! the echoes of those writes do not queue syncs). Pods are selected through the Endpoints
+//! controller's index ([`endpoint::pods`]).
 
 pub mod core;
 pub mod mirroring;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -24,7 +25,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::endpoint::{self, PodServices, change_keys};
+use super::endpoint::pods::{self, ServicePods};
+use super::endpoint::tracker::{self, Expect, Tracker};
+use super::endpoint::{self, BEHIND_RETRY};
 use super::keyed;
 use crate::informer::{Change, Informer};
 use crate::util::owner;
@@ -35,60 +38,13 @@ pub enum SliceError {
     Api(#[from] niwa_client::Error),
 }
 
-/// How long a sync waits at most for the cache to show its previous writes.
-const TRACKER_PATIENCE: Duration = Duration::from_secs(5);
-
-/// The slice writes of each owner that the cache has not shown yet (Kubernetes'
-/// `EndpointSliceTracker`).
-#[derive(Default)]
-pub struct Tracker {
-    pending: Mutex<HashMap<ObjectRef, (Instant, Vec<Expect>)>>,
-}
-
-#[derive(Debug, Clone)]
-enum Expect {
-    /// The slice exists at this resourceVersion or later.
-    AtLeast(String, u64),
-    Gone(String),
-}
-
-fn rv(slice: &EndpointSlice) -> u64 {
+fn label<'a>(slice: &'a EndpointSlice, key: &str) -> Option<&'a str> {
     slice
         .metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-impl Tracker {
-    /// Whether the cache reflects every write recorded for `owner`.
-    pub fn caught_up(&self, owner: &ObjectRef, slices: &Store<EndpointSlice>) -> bool {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((since, expects)) = pending.get(owner) else {
-            return true;
-        };
-        let ns = owner.namespace.clone().unwrap_or_default();
-        let seen = expects.iter().all(|e| match e {
-            Expect::AtLeast(name, v) => slices
-                .get(&ObjectRef::new(name).within(&ns))
-                .is_some_and(|s| rv(&s) >= *v),
-            Expect::Gone(name) => slices.get(&ObjectRef::new(name).within(&ns)).is_none(),
-        });
-        if seen || since.elapsed() > TRACKER_PATIENCE {
-            pending.remove(owner);
-            return true;
-        }
-        false
-    }
-
-    fn record(&self, owner: &ObjectRef, expects: Vec<Expect>) {
-        if expects.is_empty() {
-            return;
-        }
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.insert(owner.clone(), (Instant::now(), expects));
-    }
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
 }
 
 /// The slices of `owner` (namespace/name of the Service) that `manager` manages.
@@ -100,29 +56,33 @@ pub fn slices_of(
     store
         .filter(|s| {
             s.metadata.namespace == owner.namespace
-                && s.labels().get(core::SERVICE_NAME_LABEL) == Some(&owner.name)
-                && s.labels().get(core::MANAGED_BY_LABEL).map(String::as_str) == Some(manager)
+                && label(s, core::SERVICE_NAME_LABEL) == Some(owner.name.as_str())
+                && label(s, core::MANAGED_BY_LABEL) == Some(manager)
         })
         .iter()
         .map(|s| (**s).clone())
         .collect()
 }
 
-/// The Service key a slice change concerns (managed by `manager`).
+/// The Service key a slice change concerns (managed by `manager`), unless it is the echo of our
+/// own write.
 pub fn slice_keys(
     change: &Change<EndpointSlice>,
     manager: &str,
     all: &Store<EndpointSlice>,
+    tracker: &Tracker,
 ) -> Vec<ObjectRef> {
     let key = |s: &EndpointSlice| {
-        let labels = s.labels();
-        (labels.get(core::MANAGED_BY_LABEL).map(String::as_str) == Some(manager))
-            .then(|| labels.get(core::SERVICE_NAME_LABEL).cloned())
+        (label(s, core::MANAGED_BY_LABEL) == Some(manager))
+            .then(|| label(s, core::SERVICE_NAME_LABEL))
             .flatten()
-            .map(|n| ObjectRef::new(&n).within(&s.namespace().unwrap_or_default()))
+            .map(|n| ObjectRef::new(n).within(s.metadata.namespace.as_deref().unwrap_or("")))
     };
     match change.object() {
-        Some(s) => key(s).into_iter().collect(),
+        Some(s) => key(s)
+            .filter(|owner| tracker.should_sync(owner, change))
+            .into_iter()
+            .collect(),
         None => all.state().iter().filter_map(|s| key(s)).collect(),
     }
 }
@@ -145,13 +105,13 @@ pub async fn apply_plan(
     }
     for slice in plan.update {
         match api.replace(&slice).await {
-            Ok(s) => expects.push(Expect::AtLeast(s.name_any(), rv(&s))),
+            Ok(s) => expects.push(Expect::AtLeast(s.name_any(), tracker::rv(&s))),
             Err(e) => first_error = first_error.or(Some(e)),
         }
     }
     for slice in plan.create {
         match api.create(&slice).await {
-            Ok(s) => expects.push(Expect::AtLeast(s.name_any(), rv(&s))),
+            Ok(s) => expects.push(Expect::AtLeast(s.name_any(), tracker::rv(&s))),
             Err(e) => first_error = first_error.or(Some(e)),
         }
     }
@@ -163,7 +123,8 @@ struct Ctx {
     shared: Arc<Shared>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
-    tracker: Tracker,
+    pods: Arc<ServicePods>,
+    tracker: Arc<Tracker>,
 }
 
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -185,35 +146,22 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         &mut tasks,
         shutdown.clone(),
     );
-    let index = Arc::new(PodServices::default());
+    let index = Arc::new(ServicePods::default());
+    let tracker = Arc::new(Tracker::default());
     let (svc_store, slice_store) = (services.store(), slices.store());
-    let triggers = stream::select_all(vec![
-        {
-            let s = svc_store.clone();
-            services
-                .subscribe()
-                .flat_map(move |c| stream::iter(change_keys(&c, &s)))
-                .boxed()
-        },
-        {
-            let s = svc_store.clone();
-            shared
-                .pods
-                .subscribe()
-                .flat_map(move |c| stream::iter(index.keys(&c, &s)))
-                .boxed()
-        },
-        {
-            let s = slice_store.clone();
-            slices
-                .subscribe()
-                .flat_map(move |c| stream::iter(slice_keys(&c, core::CONTROLLER_NAME, &s)))
-                .boxed()
-        },
-    ]);
+    let mut triggers = pods::service_triggers(&services, &shared.pods, index.clone());
+    triggers.push({
+        let (s, tracker) = (slice_store.clone(), tracker.clone());
+        slices
+            .subscribe()
+            .flat_map(move |c| stream::iter(slice_keys(&c, core::CONTROLLER_NAME, &s, &tracker)))
+            .boxed()
+    });
+    let triggers = stream::select_all(triggers);
     svc_store.wait_until_ready().await;
     shared.pods.store().wait_until_ready().await;
     slice_store.wait_until_ready().await;
+    index.rebuild(&shared.pods.store(), &svc_store);
     let queue = WorkQueue::new();
     for s in svc_store.state() {
         queue.add(s.object_ref());
@@ -222,7 +170,8 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         shared: shared.clone(),
         services: svc_store,
         slices: slice_store,
-        tracker: Tracker::default(),
+        pods: index,
+        tracker,
     });
     keyed::run(
         "endpointslice-controller",
@@ -239,14 +188,16 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
 async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, SliceError> {
     if !ctx.tracker.caught_up(&key, &ctx.slices) {
         // The slice watch will queue this key again when it delivers our writes.
-        return Ok(Some(Duration::from_millis(200)));
+        return Ok(Some(BEHIND_RETRY));
     }
     let ns = key.namespace.clone().unwrap_or_default();
     let api = ctx.shared.client.namespaced::<EndpointSlice>(&ns);
     let existing = slices_of(&ctx.slices, &key, core::CONTROLLER_NAME);
     let svc = ctx.services.get(&key);
-    let selector = svc.as_deref().and_then(endpoint::core::service_selector);
-    let (Some(svc), Some(selector)) = (svc.as_deref(), selector) else {
+    let Some(svc) = svc
+        .as_deref()
+        .filter(|s| endpoint::core::service_selector(s).is_some())
+    else {
         // Gone, or no selector any more: our slices go (the GC would collect them too).
         let plan = core::SlicePlan {
             delete: existing
@@ -261,10 +212,7 @@ async fn sync(key: ObjectRef, ctx: Arc<Ctx>) -> Result<Option<Duration>, SliceEr
     if svc.metadata.deletion_timestamp.is_some() {
         return Ok(None);
     }
-    // One pass over the cache (no intermediate list of every pod of the namespace).
-    let pods = ctx.shared.pods.store().filter(|p| {
-        p.metadata.namespace.as_deref() == Some(ns.as_str()) && endpoint::core::selects(selector, p)
-    });
+    let pods = ctx.pods.selected(svc, &ctx.shared.pods.store());
     let selected: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
     let groups = core::service_groups(svc, &selected);
     let template = core::SliceTemplate::for_service(

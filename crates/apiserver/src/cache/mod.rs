@@ -3,13 +3,16 @@
 //!
 //! * [`resource::WatchCache`] — one resource's objects, history window and watchers; its feeder.
 //! * [`object::CachedObject`] — an object kept encoded, with what selectors need parsed.
+//! * [`page`] — paginated lists (limit/continue) at the current or a recent revision.
 //! * [`Caches`] — starts a resource's cache on first use and keeps it for the server's lifetime.
 //!
-//! What goes where: lists without `limit` (or with `resourceVersion=0`) and watches from a
-//! resourceVersion inside the history window are served here; exact-revision lists, paginated
-//! lists and watches from older revisions go to the store (see `rest/read.rs`, `rest/watch.rs`).
+//! What goes where: lists (paginated or not, consistent or at an exact revision) and watches from
+//! a resourceVersion inside the history window are served here; lists and continue tokens at
+//! revisions older than the window, and watches from older revisions, go to the store (see
+//! `rest/read.rs`, `rest/watch.rs`).
 
 pub mod object;
+pub mod page;
 pub mod resource;
 
 use std::collections::HashMap;
@@ -22,6 +25,7 @@ use niwa_api::{ApiError, Reason, ResourceInfo};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+pub use page::{CachePage, PageRequest};
 pub use resource::{CacheConfig, Registration, Start, WatchCache};
 
 use crate::rest::WatchEvent;

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::object::CachedObject;
+use super::page::{self, CachePage, PageRequest};
 use crate::rest::{Filter, WatchEvent};
 use crate::storage::Storage;
 
@@ -163,19 +164,21 @@ impl WatchCache {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// The encoded objects in `namespace` (all when `None`) that `filter` selects, and the
-    /// revision they are current at.
-    pub fn list(&self, namespace: Option<&str>, filter: &Filter) -> (Vec<Bytes>, i64) {
+    /// One page of a list at `at` (the current revision when `None`); `None` when `at` is outside
+    /// the history window (or ahead of the cache), so that only the store can answer.
+    pub fn list_page(&self, at: Option<i64>, req: &PageRequest<'_>) -> Option<CachePage> {
         let state = self.state.read();
-        let prefix = self.info.store_namespace_prefix(namespace);
-        let items = state
-            .objects
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, o)| o.matches(filter))
-            .map(|(_, o)| o.json.clone())
-            .collect();
-        (items, state.revision)
+        let at = at.unwrap_or(state.revision);
+        if at > state.revision || at < state.window_start {
+            return None;
+        }
+        Some(page::page(
+            &state.objects,
+            &state.history,
+            state.revision,
+            at,
+            req,
+        ))
     }
 
     /// Registers a watcher from `from` (0: the current state as ADDED events first).

@@ -10,6 +10,7 @@ use niwa_api::{ApiError, ResourceInfo};
 use serde_json::{Value, json};
 
 use super::Rest;
+use crate::cache::PageRequest;
 use crate::object;
 use crate::storage::StorageError;
 
@@ -101,6 +102,19 @@ impl ObjectList {
     }
 }
 
+/// The revision a list reads at.
+#[derive(Debug, Clone, Copy)]
+enum At {
+    /// The store's current revision (a consistent read).
+    Latest,
+    /// Whatever the cache has (`resourceVersion=0`).
+    Any,
+    /// Exactly this revision (`resourceVersionMatch=Exact`, a continue token).
+    Exact(i64),
+    /// This revision or a later one.
+    NotOlderThan(i64),
+}
+
 /// How long a consistent list waits for the watch cache to catch up before reading the store.
 const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -149,10 +163,11 @@ impl Rest {
 
     /// Lists objects of `info` in `namespace` (all namespaces when empty) as a `<Kind>List`.
     ///
-    /// Served from the watch cache unless the request needs the store: an exact revision, a
-    /// continue token, or a limit with a resourceVersion other than "0" (a paginated consistent
-    /// snapshot). A cache-served list without a resourceVersion is consistent: it waits until the
-    /// cache has seen the store's current revision.
+    /// Served from the watch cache, paginated or not, unless only the store has the requested
+    /// revision: an exact revision (or a continue token's) older than the cache's history window,
+    /// or a cache that cannot catch up. A list without a resourceVersion is consistent: it waits
+    /// until the cache has seen the store's current revision. `resourceVersion=0` is served from
+    /// the cache as it is, ignoring `limit` (as Kubernetes' watch cache does).
     pub async fn list(
         &self,
         info: &'static ResourceInfo,
@@ -162,39 +177,68 @@ impl Rest {
         let filter = Filter::parse(info, &opts.label_selector, &opts.field_selector)?;
         let rv = object::parse_resource_version(&opts.resource_version)
             .map_err(ApiError::bad_request)?;
-        let from_cache = opts.continue_token.is_empty()
-            && opts.resource_version_match != "Exact"
-            && (opts.limit <= 0 || rv == Some(0));
-        if from_cache {
-            let cache = self.caches.get(info).await?;
-            let needed = match rv {
-                None => Some(self.storage.current_revision().await?),
-                Some(0) => None,
-                Some(n) => Some(n),
+        let ns = if namespace.is_empty() {
+            filter.fields.exact("metadata.namespace")
+        } else {
+            Some(namespace)
+        };
+        let prefix = info.store_namespace_prefix(ns);
+        let limit = usize::try_from(opts.limit).unwrap_or(0);
+        // Which revision the list is a snapshot of, and where it starts.
+        let (at, start, limit) = if !opts.continue_token.is_empty() {
+            let (rv, start) = decode_continue(&opts.continue_token)?;
+            if !start.starts_with(&prefix) {
+                return Err(ApiError::bad_request(
+                    "continue key is not valid for this list",
+                ));
+            }
+            (At::Exact(rv), Some(start), limit)
+        } else {
+            let exact = opts.resource_version_match == "Exact"
+                || (opts.resource_version_match.is_empty() && limit > 0);
+            match rv {
+                None => (At::Latest, None, limit),
+                Some(0) => (At::Any, None, 0),
+                Some(n) if exact => (At::Exact(n), None, limit),
+                Some(n) => (At::NotOlderThan(n), None, limit),
+            }
+        };
+        let cache = self.caches.get(info).await?;
+        let needed = match at {
+            At::Latest => self.storage.current_revision().await?,
+            At::Any => 0,
+            At::Exact(n) | At::NotOlderThan(n) => n,
+        };
+        if cache.revision() >= needed || cache.wait_for(needed, FRESHNESS_TIMEOUT).await {
+            let req = PageRequest {
+                prefix: &prefix,
+                filter: &filter,
+                start: start.as_deref(),
+                limit,
             };
-            if needed.is_none_or(|n| cache.revision() >= n)
-                || cache.wait_for(needed.unwrap_or(0), FRESHNESS_TIMEOUT).await
-            {
-                let ns = if namespace.is_empty() {
-                    filter.fields.exact("metadata.namespace")
-                } else {
-                    Some(namespace)
-                };
-                let (items, revision) = cache.list(ns, &filter);
+            let exact = match at {
+                At::Exact(n) => Some(n),
+                _ => None,
+            };
+            if let Some(page) = cache.list_page(exact, &req) {
+                let continue_token = page
+                    .next_key
+                    .as_deref()
+                    .map(|next| encode_continue(page.revision, next));
                 return Ok(ObjectList {
                     api_version: info.api_version(),
                     kind: info.list_kind(),
-                    resource_version: revision,
-                    continue_token: None,
-                    remaining_item_count: None,
-                    items,
+                    resource_version: page.revision,
+                    continue_token,
+                    remaining_item_count: page.remaining,
+                    items: page.items,
                 });
             }
-            tracing::debug!(
-                resource = info.plural,
-                "watch cache behind; listing from the store"
-            );
         }
+        tracing::debug!(
+            resource = info.plural,
+            "list not servable from the watch cache; listing from the store"
+        );
         self.list_store(info, namespace, opts, filter).await
     }
 
@@ -215,7 +259,9 @@ impl Rest {
         };
         let prefix = info.store_namespace_prefix(ns.as_deref());
         let (mut revision, mut start) = if opts.continue_token.is_empty() {
-            let exact = opts.resource_version_match == "Exact";
+            // `resourceVersionMatch=Exact`, or the legacy form: a resourceVersion with a limit.
+            let exact = opts.resource_version_match == "Exact"
+                || (opts.resource_version_match.is_empty() && opts.limit > 0);
             let rv = object::parse_resource_version(&opts.resource_version)
                 .map_err(ApiError::bad_request)?
                 .unwrap_or(0);

@@ -2,8 +2,9 @@
 //!
 //! The Service data plane of one node: a userspace L4 proxy that makes every Service reachable
 //! on its ClusterIPs, NodePorts (node IP), LoadBalancer ingress IPs and externalIPs, forwarding
-//! TCP connections (with `splice(2)`: payload never enters userspace) and UDP flows to ready
-//! endpoints, balanced round robin or pinned by `sessionAffinity: ClientIP`.
+//! TCP connections (small messages through a small buffer, bulk transfers with `splice(2)` so
+//! payload never enters userspace) and UDP flows to ready endpoints, balanced round robin or
+//! pinned by `sessionAffinity: ClientIP`.
 //!
 //! Where to start reading:
 //! * [`model`] — the IO-free core: [`model::desired`] turns Services + EndpointSlices into the

@@ -62,6 +62,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Every accept loop, connection and flow task, so that shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Pipes for splicing bulk transfers, reused across connections.
+    pub pipes: splice::PipePool,
 }
 
 /// Why a Service address could not be served.
@@ -157,6 +159,7 @@ impl DataPlane {
                 connections,
                 shutdown,
                 tasks: TaskTracker::new(),
+                pipes: splice::PipePool::new(),
             }),
             running: HashMap::new(),
         }

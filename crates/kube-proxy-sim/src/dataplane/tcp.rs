@@ -1,17 +1,40 @@
-//! TCP listeners: accept, pick a backend (trying another when one refuses), splice both ways.
+//! TCP listeners: accept, pick a backend (trying another when one refuses), forward both ways
+//! ([`super::splice::forward`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, warn};
 
 use super::Shared;
-use super::splice::{Activity, splice_one_way};
-use crate::metrics::ServiceLabels;
+use super::splice::{Activity, forward};
+use crate::metrics::{Metrics, ServiceLabels};
 use crate::model::balancer::Balancer;
+
+/// A listener's per-connection metric handles, looked up on its first connection rather than
+/// on every one (a lookup hashes the label strings under the family's lock).
+struct ConnMetrics {
+    connections: Counter,
+    active: Gauge,
+    to_backend: Counter,
+    to_client: Counter,
+}
+
+impl ConnMetrics {
+    fn new(metrics: &Metrics, labels: &ServiceLabels) -> ConnMetrics {
+        ConnMetrics {
+            connections: metrics.connections.get_or_create(labels).clone(),
+            active: metrics.active.get_or_create(labels).clone(),
+            to_backend: metrics.bytes_counter(labels, "to_backend"),
+            to_client: metrics.bytes_counter(labels, "to_client"),
+        }
+    }
+}
 
 /// Accepts until `stop` (the listener is closed or the Service removed). Connections already
 /// established live on until they end, idle out, or the proxy shuts down.
@@ -22,9 +45,14 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    // Registered once, not once per accepted connection.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let mut conn_metrics: Option<Arc<ConnMetrics>> = None;
     loop {
         let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
+            biased;
+            _ = &mut stopped => return,
             accepted = listener.accept() => accepted,
         };
         let (client, peer) = match accepted {
@@ -42,12 +70,15 @@ pub async fn serve(
             reset(&client);
             continue;
         };
-        shared.metrics.connections.get_or_create(&labels).inc();
+        let metrics = conn_metrics
+            .get_or_insert_with(|| Arc::new(ConnMetrics::new(&shared.metrics, &labels)))
+            .clone();
+        metrics.connections.inc();
         let span = tracing::debug_span!("conn", service = %labels.service, %peer);
         let (balancer, labels, task_shared) = (balancer.clone(), labels.clone(), shared.clone());
         shared.tasks.spawn(
             async move {
-                handle(client, peer, &balancer, &labels, &task_shared).await;
+                handle(client, peer, &balancer, &labels, &metrics, &task_shared).await;
                 drop(permit);
             }
             .instrument(span),
@@ -82,43 +113,60 @@ async fn connect(
 }
 
 async fn handle(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     balancer: &Balancer,
     labels: &ServiceLabels,
+    metrics: &ConnMetrics,
     shared: &Shared,
 ) {
-    let Some(upstream) = connect(peer, balancer, labels, shared).await else {
+    let Some(mut upstream) = connect(peer, balancer, labels, shared).await else {
         shared.metrics.error(labels, "no_backend");
         reset(&client);
         return;
     };
+    // Both legs: a request or reply is sent at once, not held back by Nagle for an ACK.
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    let active = shared.metrics.active.get_or_create(labels).clone();
-    active.inc();
-    let activity = Activity::new();
-    let to_backend = shared.metrics.bytes_counter(labels, "to_backend");
-    let to_client = shared.metrics.bytes_counter(labels, "to_client");
+    metrics.active.inc();
+    let activity = Activity::starting_now();
+    let ((client_in, client_out), (upstream_in, upstream_out)) = (client.split(), upstream.split());
     let forward = async {
         tokio::try_join!(
-            splice_one_way(&client, &upstream, &activity, &to_backend),
-            splice_one_way(&upstream, &client, &activity, &to_client),
+            forward(
+                client_in,
+                upstream_out,
+                &shared.pipes,
+                &activity,
+                &metrics.to_backend
+            ),
+            forward(
+                upstream_in,
+                client_out,
+                &shared.pipes,
+                &activity,
+                &metrics.to_client
+            ),
         )
     };
-    tokio::select! {
-        result = forward => {
-            if let Err(e) = result {
+    let failed = tokio::select! {
+        result = forward => match result {
+            Ok(_) => false,
+            Err(e) => {
                 debug!(error = %e, "connection ended with an error");
                 shared.metrics.error(labels, "io");
-                reset(&client);
+                true
             }
-        }
+        },
         _ = activity.idle(shared.limits.tcp_idle_timeout) => {
             debug!("idle timeout");
             shared.metrics.error(labels, "idle_timeout");
+            false
         }
-        _ = shared.shutdown.cancelled() => {}
+        _ = shared.shutdown.cancelled() => false,
+    };
+    if failed {
+        reset(&client);
     }
-    active.dec();
+    metrics.active.dec();
 }

@@ -41,6 +41,8 @@ pub async fn serve(
     let socket = Arc::new(socket);
     let flows: Flows = Arc::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Looked up on the first datagram forwarded, not on every one.
+    let mut to_backend = None;
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => break,
@@ -63,9 +65,8 @@ pub async fn serve(
             };
             match flow.upstream.send(datagram).await {
                 Ok(_) => {
-                    shared
-                        .metrics
-                        .bytes_counter(&labels, "to_backend")
+                    to_backend
+                        .get_or_insert_with(|| shared.metrics.bytes_counter(&labels, "to_backend"))
                         .inc_by(len as u64);
                     flow.activity.touch();
                     break;

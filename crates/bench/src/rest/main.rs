@@ -6,13 +6,16 @@
 //! 2. Measures, `--runs` times each, the list of all pods: over gRPC (unpaged, and paged by 500
 //!    as client-go pages), over REST as JSON (unpaged) and as the Table kubectl asks for (paged
 //!    by 500, continue tokens, as `kubectl get pods -A` does), and `kubectl get pods -A` itself.
-//! 3. Grows the cluster to `--big-pods` pods and streams one unpaged REST list (JSON, then
-//!    Table), recording the apiserver's peak RSS growth during it against the list's size: a
-//!    streamed list should not hold a second copy.
+//! 3. Watch fan-out: `--watchers` gRPC watches of all pods receive `--watch-rate` pod updates
+//!    per second; delivery latency p50/p99 (send → receipt) and events/s delivered.
+//! 4. Grows the cluster to `--big-pods` pods: list latency p50/max (unpaged JSON, paged Table)
+//!    and one streamed unpaged REST list (JSON, then Table), recording the apiserver's peak RSS
+//!    growth during it against the list's size: a streamed list should not hold a second copy.
 //!
 //! Prints medians and REST/gRPC ratios (`--markdown` for docs/BENCHMARKS.md).
 
 mod cluster;
+mod watchers;
 mod workload;
 
 use std::path::PathBuf;
@@ -45,6 +48,15 @@ pub struct Args {
     /// The kubectl to time (`kubectl get pods -A`); empty to skip.
     #[arg(long, default_value = "kubectl")]
     pub kubectl: String,
+    /// Concurrent gRPC watchers of all pods for the fan-out measurement (0: skip).
+    #[arg(long, default_value_t = 1_000)]
+    pub watchers: usize,
+    /// Pod updates per second during the fan-out measurement.
+    #[arg(long, default_value_t = 100.0)]
+    pub watch_rate: f64,
+    /// Duration of the fan-out measurement, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub watch_seconds: f64,
     /// Print a Markdown table.
     #[arg(long)]
     pub markdown: bool,

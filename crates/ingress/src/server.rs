@@ -204,11 +204,15 @@ pub async fn run(
         .instrument(tracing::info_span!("sync")),
     );
 
+    // Requests and replies go out at once, not held back by Nagle while the previous segment
+    // is unacknowledged (hyper's connector leaves TCP_NODELAY off by default).
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
     let proxy = Arc::new(Proxy {
         snapshot: snapshot.clone(),
         client: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build_http(),
+            .build(connector),
         metrics: metrics.clone(),
     });
     let connections = TaskTracker::new();

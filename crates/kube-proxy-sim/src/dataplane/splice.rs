@@ -5,13 +5,17 @@
 //!   drained, so tokio clears its readiness without the extra read that would only say `EAGAIN`
 //!   (`splice(2)` cannot tell that: it also stops short when the pipe is out of slots).
 //! * **Bulk transfers**: once a read fills the buffer, the direction switches to `splice(2)`
-//!   socket → pipe → socket, so payload never enters userspace, through a pipe enlarged to
-//!   [`PIPE_SIZE`] (fewer calls per byte). A splice that moves less than the small buffer
-//!   switches back.
+//!   socket → pipe → socket, so payload never enters userspace. A splice that moves less than
+//!   the small buffer switches back.
 //!
 //! Pipes come from a bounded [`PipePool`]: a connection that goes bulk costs no `pipe2`/`close`
 //! syscalls once the pool is warm, and a connection that never does never holds one. HAProxy's
 //! `splice-auto` makes the same choice (splice only for large transfers).
+//!
+//! Pipes keep the default capacity (64 KiB, 16 pages): 256 KiB pipes measured no lower CPU per
+//! GB (the cost is the kernel's TCP work, docs/BENCHMARKS.md), and every pipe page counts
+//! against the user's `fs.pipe-user-pages-soft` (past it, every pipe of that user, in any
+//! program, shrinks to 2 pages), so neither the pipes nor the pool are made bigger than needed.
 //!
 //! nix's `splice` is a safe wrapper; tokio's readiness (`readable`/`writable` + `try_io`) drives
 //! the non-blocking calls.
@@ -23,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use nix::fcntl::{OFlag, SpliceFFlags, splice};
 use nix::unistd::pipe2;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
@@ -34,13 +38,12 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 /// The small-message buffer of one direction (tokio's `copy` uses the same size). It lives in
 /// the connection's task, so it costs no allocation of its own.
 pub const SMALL_BUFFER: usize = 8 * 1024;
-/// Pipe capacity asked for in splice mode; the kernel may give less (`fs.pipe-max-size`, the
-/// per-user pipe limits), which is fine: every splice asks for at most what the pipe holds.
-pub const PIPE_SIZE: usize = 256 * 1024;
-/// A pipe's default capacity (16 pages), assumed when resizing fails.
-const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
-/// Idle pipes kept for reuse (two file descriptors each); more are closed when released.
-pub const PIPE_POOL_SIZE: usize = 64;
+/// Bytes asked of one splice: a default pipe's capacity (the kernel moves less when the pipe runs
+/// out of slots first, which is fine).
+pub const PIPE_SIZE: usize = 64 * 1024;
+/// Idle pipes kept for reuse (two file descriptors and up to 16 pages each); more are closed when
+/// released.
+pub const PIPE_POOL_SIZE: usize = 16;
 
 /// When either direction of a connection last moved bytes (ms since `start`), for idle timeouts.
 #[derive(Debug)]
@@ -96,14 +99,10 @@ pub struct Pipe {
 impl Pipe {
     fn new() -> io::Result<Pipe> {
         let (read, write) = pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        let capacity = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32))
-            .ok()
-            .and_then(|c| usize::try_from(c).ok())
-            .unwrap_or(DEFAULT_PIPE_SIZE);
         Ok(Pipe {
             read,
             write,
-            capacity,
+            capacity: PIPE_SIZE,
         })
     }
 }

@@ -454,9 +454,29 @@ impl Strategy for StatefulSet {
             return vec![field::required(&path, "")];
         };
         let mut causes = nonnegative_i32(&path.child("replicas"), spec.replicas);
+        // Containers mount the claim templates by name: validate the template as the pods will
+        // be, with a persistentVolumeClaim volume per claim template (what the controller adds).
+        let mut template = spec.template.clone();
+        let pod_spec = template.spec.get_or_insert_with(Default::default);
+        let volumes = pod_spec.volumes.get_or_insert_with(Vec::new);
+        for claim in spec.volume_claim_templates.iter().flatten() {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            if !name.is_empty() && !volumes.iter().any(|v| v.name == name) {
+                volumes.push(k8s_openapi::api::core::v1::Volume {
+                    name: name.clone(),
+                    persistent_volume_claim: Some(
+                        k8s_openapi::api::core::v1::PersistentVolumeClaimVolumeSource {
+                            claim_name: name,
+                            read_only: None,
+                        },
+                    ),
+                    ..Default::default()
+                });
+            }
+        }
         causes.extend(validate_workload(
             &spec.selector,
-            Some(&spec.template),
+            Some(&template),
             &path,
             "statefulset",
         ));
@@ -688,6 +708,32 @@ mod tests {
             spec.service_name = Some("other".into());
         }
         assert_eq!(changed.validate_update(&s).len(), 1);
+
+        // Containers may mount the claim templates; other names must be volumes.
+        let mounting = |mount: &str| -> StatefulSet {
+            let mut s: StatefulSet = serde_json::from_value(json!({"apiVersion": "apps/v1",
+                "kind": "StatefulSet", "metadata": {"name": "s", "namespace": "d"},
+                "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}},
+                    "template": {"metadata": {"labels": {"a": "b"}},
+                        "spec": {"containers": [{"name": "c", "image": "x",
+                            "volumeMounts": [{"name": mount, "mountPath": "/data"}]}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                        "spec": {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Gi"}}}}]}}))
+            .unwrap_or_default();
+            s.default();
+            s
+        };
+        assert!(mounting("data").validate().is_empty());
+        let lines: Vec<String> = mounting("nope")
+            .validate()
+            .iter()
+            .map(Cause::to_line)
+            .collect();
+        assert_eq!(
+            lines,
+            ["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"nope\""]
+        );
 
         let mut ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1",
             "kind": "DaemonSet", "metadata": {"name": "s", "namespace": "d"},

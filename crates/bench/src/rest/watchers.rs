@@ -105,16 +105,15 @@ pub async fn run(
             let _ = ready.send(()).await;
             let Ok(stream) = stream else { return };
             let mut stream = stream.into_inner();
-            let mut mine = Vec::new();
+            // Recorded as they arrive: the watches are aborted, not ended, when the run is over.
             while let Some(Ok(ev)) = stream.next().await {
                 if let Some(sent) = sent_of(&ev.object) {
                     let lat = now_us().saturating_sub(sent);
-                    mine.push(u32::try_from(lat).unwrap_or(u32::MAX));
+                    if let Ok(mut all) = latencies.lock() {
+                        all.push(u32::try_from(lat).unwrap_or(u32::MAX));
+                    }
                     delivered.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            if let Ok(mut all) = latencies.lock() {
-                all.extend(mine);
             }
         });
     }
@@ -127,25 +126,35 @@ pub async fn run(
     // Let every watch register with the cache before the first write.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mut writer = ResourcesClient::new(channels[0].clone());
+    // Patches go out on schedule, each on its own task, so that a slow apiserver shows up as
+    // latency rather than as a lower offered rate.
+    let writer = ResourcesClient::new(channels[0].clone());
     let total = (rate * seconds) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
-    let mut sent = 0;
+    let mut writes = tokio::task::JoinSet::new();
     for i in 0..total {
         let due = start + interval.mul_f64(i as f64);
         tokio::time::sleep_until(due.into()).await;
-        let (ns, name) = &targets[i % targets.len()];
-        let patch = json!({"metadata": {"annotations": {SENT: now_us().to_string()}}});
-        writer
-            .patch(PatchRequest {
-                r#ref: Some(pods_ref(ns, name)),
-                patch_type: "application/merge-patch+json".into(),
-                patch: serde_json::to_vec(&patch)?,
-                ..Default::default()
-            })
-            .await
-            .context("patching a pod")?;
+        let (ns, name) = targets[i % targets.len()].clone();
+        let mut writer = writer.clone();
+        writes.spawn(async move {
+            let patch = json!({"metadata": {"annotations": {SENT: now_us().to_string()}}});
+            writer
+                .patch(PatchRequest {
+                    r#ref: Some(pods_ref(&ns, &name)),
+                    patch_type: "application/merge-patch+json".into(),
+                    patch: serde_json::to_vec(&patch)?,
+                    ..Default::default()
+                })
+                .await
+                .context("patching a pod")?;
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    let mut sent = 0;
+    while let Some(done) = writes.join_next().await {
+        done??;
         sent += 1;
     }
     // Give the last events time to arrive, then end the watches by dropping the connections.

@@ -7,11 +7,9 @@
 //! * [`rest`] — the generic registry: create/get/list/update/patch/delete/watch with server-set
 //!   metadata, validation, optimistic concurrency, finalizers and graceful deletion.
 //! * [`storage`] — objects as JSON under `/registry/...`, compare-and-swap on mod revisions.
-//! * [`grpc`] — the `niwa.api.v1.Resources` service; [`server::run`] wires it up.
-//!
-//! Not yet here (issue 3/4 follow-ups): the shared watch cache, per-kind validation and defaulting
-//! beyond metadata, strategic merge patch and server-side apply, Service IP allocation, and the
-//! Kubernetes REST API for kubectl.
+//! * [`cache`] — the watch cache per resource: lists (paginated too) and watches without the store.
+//! * [`grpc`] — the `niwa.api.v1.Resources` service; [`http`] — the Kubernetes REST API for
+//!   kubectl; [`server::run`] wires them up.
 
 pub mod cache;
 pub mod grpc;

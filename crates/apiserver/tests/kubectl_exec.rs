@@ -17,6 +17,8 @@ struct FakeKubelet;
 
 type Chunks = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 type ExecOut = Pin<Box<dyn Stream<Item = Result<ExecOutput, Status>> + Send>>;
+type PortForwardOut =
+    Pin<Box<dyn Stream<Item = Result<niwa_api::proto::kubelet::PortForwardOutput, Status>> + Send>>;
 
 fn out(o: exec_output::Output) -> Result<ExecOutput, Status> {
     Ok(ExecOutput { output: Some(o) })
@@ -26,6 +28,7 @@ fn out(o: exec_output::Output) -> Result<ExecOutput, Status> {
 impl Kubelet for FakeKubelet {
     type LogsStream = Chunks;
     type ExecStream = ExecOut;
+    type PortForwardStream = PortForwardOut;
 
     async fn logs(&self, _req: Request<LogsRequest>) -> Result<Response<Chunks>, Status> {
         Err(Status::unimplemented("logs"))
@@ -42,6 +45,13 @@ impl Kubelet for FakeKubelet {
         let command = start.command.clone();
         let stream = async_stream(command, input);
         Ok(Response::new(stream))
+    }
+
+    async fn port_forward(
+        &self,
+        _req: Request<tonic::Streaming<niwa_api::proto::kubelet::PortForwardInput>>,
+    ) -> Result<Response<PortForwardOut>, Status> {
+        Err(Status::unimplemented("port-forward"))
     }
 }
 

@@ -224,11 +224,14 @@ struct FakeKubelet;
 
 type Chunks = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 type ExecOut = Pin<Box<dyn Stream<Item = Result<ExecOutput, Status>> + Send>>;
+type PortForwardOut =
+    Pin<Box<dyn Stream<Item = Result<niwa_api::proto::kubelet::PortForwardOutput, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Kubelet for FakeKubelet {
     type LogsStream = Chunks;
     type ExecStream = ExecOut;
+    type PortForwardStream = PortForwardOut;
 
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Chunks>, Status> {
         let req = req.into_inner();
@@ -252,6 +255,13 @@ impl Kubelet for FakeKubelet {
         _req: Request<tonic::Streaming<ExecInput>>,
     ) -> Result<Response<ExecOut>, Status> {
         Err(Status::unimplemented("exec"))
+    }
+
+    async fn port_forward(
+        &self,
+        _req: Request<tonic::Streaming<niwa_api::proto::kubelet::PortForwardInput>>,
+    ) -> Result<Response<PortForwardOut>, Status> {
+        Err(Status::unimplemented("port-forward"))
     }
 }
 

@@ -204,7 +204,12 @@ fn helper(args: &[String]) -> Option<i32> {
             let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&args[0]));
             Some(shim::shim(std::path::Path::new(launch), &exe))
         }
-        "enter" if args.get(2).map(String::as_str) == Some("--join") => {
+        "enter"
+            if matches!(
+                args.get(2).map(String::as_str),
+                Some("--join" | "--join-tty")
+            ) =>
+        {
             let pid: u32 = args.get(3)?.parse().ok()?;
             let argv: Vec<String> = args
                 .iter()
@@ -212,7 +217,7 @@ fn helper(args: &[String]) -> Option<i32> {
                 .skip_while(|a| *a == "--")
                 .cloned()
                 .collect();
-            Some(enter::join(pid, &argv))
+            Some(enter::join(pid, &argv, args[2] == "--join-tty"))
         }
         "enter" => Some(enter::enter(std::path::Path::new(args.get(2)?))),
         "image" => Some(niwa_kubelet::images::builtin::run(args.get(2)?, &args[3..])),

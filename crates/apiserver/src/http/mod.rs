@@ -9,8 +9,9 @@
 //! * [`discovery`], [`openapi`], [`version`] — what clients read before they act.
 //! * [`table`] — server-side printing (`kubectl get` columns); [`watch`] — watch streams;
 //!   [`validate`] — `fieldValidation` (unknown and duplicate fields).
-//! * [`logs`], [`exec`] — `pods/log` and `pods/exec` (WebSocket), proxied to the kubelet that
-//!   runs the pod; [`kubeconfig`] — writing a kubeconfig for a cluster; [`serve`] — one listener
+//! * [`logs`], [`exec`], [`portforward`] — `pods/log`, `pods/exec` (WebSocket) and
+//!   `pods/portforward` (SPDY, or SPDY tunnelled over WebSocket: [`spdy`]), proxied to the kubelet
+//!   that runs the pod; [`kubeconfig`] — writing a kubeconfig for a cluster; [`serve`] — one listener
 //!   for gRPC and REST (routed by content-type).
 
 pub mod decode;
@@ -23,10 +24,12 @@ pub mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod path;
+pub mod portforward;
 pub mod protobuf;
 pub mod resource;
 pub mod respond;
 pub mod serve;
+pub mod spdy;
 pub mod table;
 pub mod validate;
 pub mod version;

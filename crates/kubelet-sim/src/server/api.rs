@@ -1,5 +1,5 @@
-//! The kubelet gRPC API (proto/niwa/kubelet/v1): what the apiserver proxies `kubectl logs` and
-//! `kubectl exec` to. Errors carry a Kubernetes `Status` with the kubelet's wording.
+//! The kubelet gRPC API (proto/niwa/kubelet/v1): what the apiserver proxies `kubectl logs`,
+//! `kubectl exec` and `kubectl port-forward` to. Errors carry a Kubernetes `Status` with the kubelet's wording.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
 use niwa_api::proto::kubelet::kubelet_server::Kubelet;
-use niwa_api::proto::kubelet::{ExecInput, LogChunk, LogsRequest};
+use niwa_api::proto::kubelet::{ExecInput, LogChunk, LogsRequest, PortForwardInput};
 use niwa_api::{ApiError, Reason};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -145,6 +145,7 @@ impl KubeletService {
 impl Kubelet for KubeletService {
     type LogsStream = LogsStream;
     type ExecStream = ExecStream;
+    type PortForwardStream = super::portforward::PortForwardStream;
 
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsStream>, Status> {
         let r = request.into_inner();
@@ -230,6 +231,17 @@ impl Kubelet for KubeletService {
             ));
         }
         let output = self.runtime.exec(&pod.handle, &container, start, input)?;
+        Ok(Response::new(output))
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<Streaming<PortForwardInput>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        let mut input = request.into_inner();
+        let start = super::portforward::start(&mut input).await?;
+        let pod = self.find(&start.namespace, &start.pod)?;
+        let output = super::portforward::forward(&pod, &start, input).await?;
         Ok(Response::new(output))
     }
 }

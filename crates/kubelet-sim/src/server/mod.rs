@@ -1,8 +1,10 @@
-//! What the kubelet serves: the kubelet API over gRPC ([`api`]: logs, exec) on every node address,
+//! What the kubelet serves: the kubelet API over gRPC ([`api`]: logs, exec; [`portforward`]) on
+//! every node address,
 //! and /healthz, /readyz, /livez and Prometheus /metrics over HTTP ([`health`]).
 
 pub mod api;
 pub mod health;
+pub mod portforward;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

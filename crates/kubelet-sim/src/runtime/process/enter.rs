@@ -12,6 +12,8 @@
 //!
 //! `enter --join <pid> -- cmd...` runs a command inside a running container instead (exec probes,
 //! preStop hooks, `kubectl exec`): its root, hostname, environment and working directory.
+//! `enter --join-tty` does the same for `kubectl exec -t`, whose stdin is a terminal: it first
+//! becomes a session leader with that terminal as its controlling terminal.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -340,8 +342,17 @@ fn private_root(root: &PrivateRoot, hostname: &str) -> Result<(), String> {
 }
 
 /// `enter --join <pid> -- argv...`: run `argv` in the running container `pid`. Returns only on
-/// failure: 126 when the command cannot run (as `kubectl exec` reports it).
-pub fn join(pid: u32, argv: &[String]) -> i32 {
+/// failure: 126 when the command cannot run (as `kubectl exec` reports it). With `tty`, stdin is
+/// a terminal that becomes the command's controlling terminal (so ^C reaches it).
+pub fn join(pid: u32, argv: &[String], tty: bool) -> i32 {
+    if tty {
+        if let Err(e) = nix::unistd::setsid() {
+            return report_exec_failure(&format!("setsid: {e}"));
+        }
+        if let Err(e) = rustix::process::ioctl_tiocsctty(std::io::stdin()) {
+            return report_exec_failure(&format!("set the controlling terminal: {e}"));
+        }
+    }
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let env: Vec<(String, String)> = fs::read(proc_dir.join("environ"))
         .map(|b| {

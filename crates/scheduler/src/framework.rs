@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use crate::node_info::NodeInfo;
 use crate::plugins::{
     Code, FilterResult, Plugin, Rejection, default_normalize, fit, inter_pod_affinity as ipa, node,
-    node_affinity, topology_spread as spread,
+    node_affinity, topology_spread as spread, volume_binding,
 };
 use crate::pod_info::PodInfo;
 use crate::preemption;
@@ -69,13 +69,24 @@ impl Default for AlgorithmConfig {
 pub struct CycleState {
     pub inter_pod_affinity: Option<ipa::PreFilterState>,
     pub topology_spread: Option<spread::PreFilterState>,
+    pub volume_binding: Option<volume_binding::PreFilterState>,
+    /// A PreFilter that rejected the pod on every node (kube's PreFilter status): its message
+    /// replaces the per-node histogram in the FitError.
+    pub rejected: Option<Rejection>,
 }
 
 impl CycleState {
     pub fn new(pod: &PodInfo, snap: &Snapshot) -> CycleState {
+        let (volume_binding, rejected) =
+            match volume_binding::pre_filter(pod, &snap.objects.volumes) {
+                Ok(s) => (s, None),
+                Err(r) => (None, Some(r)),
+            };
         CycleState {
             inter_pod_affinity: ipa::pre_filter(pod, snap),
             topology_spread: spread::pre_filter(pod, snap),
+            volume_binding,
+            rejected,
         }
     }
 }
@@ -87,12 +98,18 @@ pub fn run_filters(
     state: &CycleState,
     snap: &Snapshot,
 ) -> FilterResult {
+    if let Some(r) = &state.rejected {
+        return Err(r.clone());
+    }
     node::node_unschedulable(pod, n)?;
     node::node_name(pod, n)?;
     node::taint_toleration(pod, n)?;
     node_affinity::filter(pod, n)?;
     node::node_ports(pod, n)?;
     fit::filter(pod, n)?;
+    if let Some(s) = &state.volume_binding {
+        volume_binding::filter(s, n)?;
+    }
     if let Some(s) = &state.topology_spread {
         spread::filter(s, pod, n)?;
     }
@@ -127,6 +144,8 @@ pub struct FitError {
     pub rejections: Vec<(String, Rejection)>,
     /// What preemption found (kube's PostFilter message), without the "preemption: " prefix.
     pub preemption: preemption::Outcome,
+    /// Set when a PreFilter rejected the pod: kube prints its message instead of the histogram.
+    pub pre_filter_msg: Option<String>,
 }
 
 impl FitError {
@@ -134,12 +153,15 @@ impl FitError {
     /// preemption: 0/5 nodes are available: 2 Preemption is not helpful for scheduling, 3 No
     /// preemption victims found for incoming pod.." — the reasons histogram sorted as strings.
     pub fn message(&self) -> String {
-        let mut msg = histogram_message(
-            self.num_all_nodes,
-            self.rejections
-                .iter()
-                .flat_map(|(_, r)| r.reasons.iter().map(String::as_str)),
-        );
+        let mut msg = match &self.pre_filter_msg {
+            Some(m) => format!("0/{} nodes are available: {m}.", self.num_all_nodes),
+            None => histogram_message(
+                self.num_all_nodes,
+                self.rejections
+                    .iter()
+                    .flat_map(|(_, r)| r.reasons.iter().map(String::as_str)),
+            ),
+        };
         if let Some(post) = self.preemption.message() {
             msg.push_str(&format!(" preemption: {post}."));
         }
@@ -195,6 +217,21 @@ impl Algorithm {
             return Err(ScheduleError::NoNodes);
         }
         let state = CycleState::new(pod, snap);
+        if let Some(r) = &state.rejected {
+            // kube's PreFilter rejection: every node gets the status, no node is filtered and the
+            // rotating start stays where it was.
+            let rejections: Vec<(usize, Rejection)> = (0..all).map(|i| (i, r.clone())).collect();
+            let preemption = preemption::evaluate(pod, snap, &state, &rejections);
+            return Err(ScheduleError::Unschedulable(Box::new(FitError {
+                num_all_nodes: all,
+                rejections: rejections
+                    .into_iter()
+                    .map(|(i, r)| (snap.nodes[i].name().to_string(), r))
+                    .collect(),
+                preemption,
+                pre_filter_msg: Some(r.reasons.join(", ")),
+            })));
+        }
         let want = num_feasible_nodes_to_find(self.config.percentage_of_nodes_to_score, all);
         let (feasible, rejections, processed) = self.find_feasible(pod, snap, &state, want);
         self.next_start_node_index = (self.next_start_node_index + processed) % all;
@@ -207,6 +244,7 @@ impl Algorithm {
                     .map(|(i, r)| (snap.nodes[i].name().to_string(), r))
                     .collect(),
                 preemption,
+                pre_filter_msg: None,
             })));
         }
         let evaluated_nodes = feasible.len() + rejections.len();

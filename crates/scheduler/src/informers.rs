@@ -1,7 +1,8 @@
 //! Watches feeding the scheduler: pods (bound ones into the cache, pending ones of this
 //! scheduler into the queue), nodes, and the objects default spreading and namespace selectors
-//! read (namespaces, Services, ReplicaSets, StatefulSets, and ReplicationControllers once niwa serves them). Each change
-//! that could help a parked pod becomes a [`ClusterEvent`].
+//! read (namespaces, Services, ReplicaSets, StatefulSets, and ReplicationControllers once niwa serves them), and
+//! the PersistentVolumeClaims and PersistentVolumes VolumeBinding reads. Each change that could
+//! help a parked pod becomes a [`ClusterEvent`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,7 +11,9 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+};
 use niwa_api::selector::LabelSelector;
 use niwa_client::runtime::watcher::{self, Event};
 use niwa_client::{Api, Client, Object};
@@ -18,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::node_info::NodeStatic;
+use crate::plugins::volume_binding::{Claim, Volume, VolumeObjects};
 use crate::pod_info::{Labels, PodInfo};
 use crate::queue::ClusterEvent;
 use crate::runtime::{Shared, State};
@@ -37,6 +41,8 @@ pub(crate) struct ObjectIndex {
     services: HashMap<(String, String), Labels>,
     replica_sets: HashMap<(String, String), LabelSelector>,
     stateful_sets: HashMap<(String, String), LabelSelector>,
+    /// Copied on write only while a snapshot still holds the previous version.
+    volumes: Arc<VolumeObjects>,
 }
 
 impl ObjectIndex {
@@ -51,6 +57,7 @@ impl ObjectIndex {
             replica_sets: self.replica_sets.clone(),
             stateful_sets: self.stateful_sets.clone(),
             replication_controllers: Default::default(),
+            volumes: self.volumes.clone(),
         }
     }
 }
@@ -189,10 +196,63 @@ pub(crate) fn spawn_all(
             )
         },
     );
+    spawn(
+        tasks,
+        client.all::<PersistentVolumeClaim>(),
+        watcher::Config::default(),
+        shared,
+        stop,
+        synced,
+        |st, c| {
+            let event = !matches!(c, Change::Delete(_));
+            index(
+                st,
+                c,
+                |ix| Arc::make_mut(&mut ix.volumes).claims.clear(),
+                |ix, k, o: Option<&PersistentVolumeClaim>| {
+                    let claims = &mut Arc::make_mut(&mut ix.volumes).claims;
+                    match o {
+                        Some(c) => claims.insert(k, Claim::new(c)),
+                        None => claims.remove(&k),
+                    };
+                },
+            );
+            // kube's VolumeBinding registers PVC Add/Update (a deletion cannot help a pod).
+            if event {
+                st.queue.on_event(ClusterEvent::PvcChange, Instant::now());
+            }
+        },
+    );
+    spawn(
+        tasks,
+        client.all::<PersistentVolume>(),
+        watcher::Config::default(),
+        shared,
+        stop,
+        synced,
+        |st, c| {
+            let event = !matches!(c, Change::Delete(_));
+            index(
+                st,
+                c,
+                |ix| Arc::make_mut(&mut ix.volumes).volumes.clear(),
+                |ix, k, o: Option<&PersistentVolume>| {
+                    let volumes = &mut Arc::make_mut(&mut ix.volumes).volumes;
+                    match o {
+                        Some(v) => volumes.insert(k.1, Volume::new(v)),
+                        None => volumes.remove(&k.1),
+                    };
+                },
+            );
+            if event {
+                st.queue.on_event(ClusterEvent::PvChange, Instant::now());
+            }
+        },
+    );
 }
 
 /// Number of informers [`spawn_all`] starts.
-pub(crate) const INFORMERS: usize = 6;
+pub(crate) const INFORMERS: usize = 8;
 
 fn spawn<K: Object>(
     tasks: &mut JoinSet<()>,

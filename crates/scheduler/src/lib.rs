@@ -12,7 +12,8 @@
 //! * [`runtime`] — the IO shell: informers, the scheduling thread, async binding, status and
 //!   Events, leader election; [`metrics`] — Prometheus metrics and health endpoints.
 //! * [`volume_binding`] — PreBind for volume claims (selected node for WaitForFirstConsumer
-//!   classes, wait until bound).
+//!   classes, wait until bound); its PreFilter/Filter half (missing claims, bound volumes' node
+//!   affinity) is [`plugins::volume_binding`].
 
 pub mod cache;
 pub mod framework;

@@ -101,7 +101,7 @@ pub struct NodeTerm {
 }
 
 impl NodeTerm {
-    fn new(t: &NodeSelectorTerm) -> NodeTerm {
+    pub fn new(t: &NodeSelectorTerm) -> NodeTerm {
         NodeTerm {
             expressions: t
                 .match_expressions

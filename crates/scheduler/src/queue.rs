@@ -72,6 +72,10 @@ pub enum ClusterEvent {
     AssignedPodAdd,
     AssignedPodLabelChange,
     AssignedPodDelete,
+    /// A PersistentVolumeClaim was added or updated.
+    PvcChange,
+    /// A PersistentVolume was added or updated.
+    PvChange,
 }
 
 impl ClusterEvent {
@@ -82,9 +86,10 @@ impl ClusterEvent {
         match self {
             NodeAdd => true,
             NodeAllocatableChange => plugin == NodeResourcesFit,
-            NodeLabelChange => {
-                matches!(plugin, NodeAffinity | InterPodAffinity | PodTopologySpread)
-            }
+            NodeLabelChange => matches!(
+                plugin,
+                NodeAffinity | VolumeBinding | InterPodAffinity | PodTopologySpread
+            ),
             NodeTaintChange => matches!(
                 plugin,
                 TaintToleration | NodeUnschedulable | PodTopologySpread
@@ -96,6 +101,7 @@ impl ClusterEvent {
                 plugin,
                 NodeResourcesFit | NodePorts | InterPodAffinity | PodTopologySpread
             ),
+            PvcChange | PvChange => plugin == VolumeBinding,
         }
     }
 }
@@ -492,6 +498,22 @@ mod tests {
         assert!(q.pop(later).is_none());
         assert_eq!(q.on_event(ClusterEvent::NodeAdd, later), 1);
         assert_eq!(q.pop(later).expect("taint pod").info.name, "taint");
+    }
+
+    #[test]
+    fn volume_binding_rejections_move_on_claim_and_volume_events() {
+        let t = Instant::now();
+        let mut q = SchedulingQueue::new();
+        q.add(p("vol", 0), t);
+        let a = q.pop(t).expect("vol");
+        q.unschedulable(&a.info.uid, [Plugin::VolumeBinding].into(), t);
+        let later = t + Duration::from_secs(20);
+        assert_eq!(q.on_event(ClusterEvent::AssignedPodDelete, later), 0);
+        assert_eq!(q.on_event(ClusterEvent::PvcChange, later), 1);
+        let a = q.pop(later).expect("vol again");
+        q.unschedulable(&a.info.uid, [Plugin::VolumeBinding].into(), later);
+        let later = later + Duration::from_secs(20);
+        assert_eq!(q.on_event(ClusterEvent::PvChange, later), 1);
     }
 
     #[test]

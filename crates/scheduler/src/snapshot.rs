@@ -8,6 +8,7 @@ use std::sync::Arc;
 use niwa_api::selector::LabelSelector;
 
 use crate::node_info::NodeInfo;
+use crate::plugins::volume_binding::VolumeObjects;
 use crate::pod_info::{Labels, PodInfo};
 
 /// Objects other than nodes and pods that scheduling decisions read.
@@ -21,6 +22,8 @@ pub struct ClusterObjects {
     pub replica_sets: HashMap<(String, String), LabelSelector>,
     pub stateful_sets: HashMap<(String, String), LabelSelector>,
     pub replication_controllers: HashMap<(String, String), Labels>,
+    /// PersistentVolumeClaims and PersistentVolumes (VolumeBinding); shared between rebuilds.
+    pub volumes: Arc<VolumeObjects>,
 }
 
 impl ClusterObjects {

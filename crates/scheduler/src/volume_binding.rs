@@ -5,9 +5,8 @@
 //! claim, or an unbound claim of an `Immediate` class (or none), fails the attempt with kube's
 //! message and the pod is retried with backoff.
 //!
-//! Not here (yet): the Filter half — nodes that a bound volume's node affinity excludes are not
-//! filtered out, so a pod whose local volume lives on another node still schedules anywhere; on a
-//! one-machine process cluster the volume's directory is reachable from every node.
+//! The PreFilter and Filter halves (missing claims, a bound volume's node affinity) are the IO-free
+//! plugin [`crate::plugins::volume_binding`], fed by the claim and volume informers.
 //!
 //! Decisions in [`claim_names`] and [`next_step`] are IO-free; [`pre_bind`] is the shell.
 

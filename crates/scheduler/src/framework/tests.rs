@@ -231,3 +231,99 @@ fn filtering_window_rotates_and_parallel_equals_sequential() {
         "{first:?}"
     );
 }
+
+fn volume_cluster() -> Snapshot {
+    use crate::plugins::volume_binding::{Claim, Volume, VolumeObjects};
+    let mut vols = VolumeObjects::default();
+    let claim = |pv: &str| Claim {
+        volume_name: Some(pv.into()),
+        deleting: false,
+    };
+    vols.claims
+        .insert(("default".into(), "data-web-0".into()), claim("pv-a"));
+    let pv = json!({"metadata": {"name": "pv-a"}, "spec": {"nodeAffinity": {"required": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["a"]}]}]}}}});
+    vols.volumes.insert(
+        "pv-a".into(),
+        Volume::new(&serde_json::from_value(pv).unwrap_or_default()),
+    );
+    let nodes = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            node(
+                n,
+                "4",
+                "8Gi",
+                json!({"kubernetes.io/hostname": n}),
+                json!({}),
+            )
+        })
+        .collect();
+    Snapshot::new(
+        nodes,
+        ClusterObjects {
+            volumes: std::sync::Arc::new(vols),
+            ..Default::default()
+        },
+    )
+}
+
+fn with_claim(claim: &str) -> std::sync::Arc<PodInfo> {
+    pod(
+        "web-0",
+        json!({}),
+        json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}]}),
+    )
+}
+
+#[test]
+fn bound_local_volume_pins_the_pod_to_its_node() {
+    let snap = volume_cluster();
+    let mut alg = Algorithm::new(AlgorithmConfig::default());
+    for _ in 0..3 {
+        let r = alg
+            .schedule(&with_claim("data-web-0"), &snap)
+            .expect("fits");
+        assert_eq!((r.node.as_str(), r.feasible_nodes), ("a", 1));
+    }
+    // Node a full: kube's FailedScheduling message.
+    let mut snap = snap;
+    let mut a = (*snap.nodes[0]).clone();
+    a.add_pod(pod_req("hog", "4", "1Gi"));
+    snap.nodes[0] = std::sync::Arc::new(a);
+    let p = pod(
+        "web-0",
+        json!({}),
+        json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}],
+            "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1"}}}]}),
+    );
+    let err = alg.schedule(&p, &snap).expect_err("unschedulable");
+    assert_eq!(
+        err.to_string(),
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had volume node affinity conflict. \
+         preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
+         2 Preemption is not helpful for scheduling.."
+    );
+}
+
+#[test]
+fn golden_missing_claim_message() {
+    let snap = volume_cluster();
+    let mut alg = Algorithm::new(AlgorithmConfig::default());
+    let err = alg
+        .schedule(&with_claim("nope"), &snap)
+        .expect_err("unschedulable");
+    assert_eq!(
+        err.to_string(),
+        "0/3 nodes are available: persistentvolumeclaim \"nope\" not found. \
+         preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.."
+    );
+    let ScheduleError::Unschedulable(fit) = err else {
+        panic!("fit error")
+    };
+    assert_eq!(
+        fit.rejecting_plugins().into_iter().collect::<Vec<_>>(),
+        vec![Plugin::VolumeBinding]
+    );
+}

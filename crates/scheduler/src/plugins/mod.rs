@@ -3,14 +3,15 @@
 //! reason strings; scores return kube's raw score, normalised by [`normalize`] helpers.
 //!
 //! Filter order (the first rejection decides a node's reason, as in kube): NodeUnschedulable,
-//! NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-//! InterPodAffinity.
+//! NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
+//! PodTopologySpread, InterPodAffinity.
 
 pub mod fit;
 pub mod inter_pod_affinity;
 pub mod node;
 pub mod node_affinity;
 pub mod topology_spread;
+pub mod volume_binding;
 
 use std::fmt;
 
@@ -26,6 +27,7 @@ pub enum Plugin {
     NodeAffinity,
     NodePorts,
     NodeResourcesFit,
+    VolumeBinding,
     PodTopologySpread,
     InterPodAffinity,
     NodeResourcesBalancedAllocation,
@@ -40,6 +42,7 @@ impl Plugin {
             Plugin::NodeAffinity => "NodeAffinity",
             Plugin::NodePorts => "NodePorts",
             Plugin::NodeResourcesFit => "NodeResourcesFit",
+            Plugin::VolumeBinding => "VolumeBinding",
             Plugin::PodTopologySpread => "PodTopologySpread",
             Plugin::InterPodAffinity => "InterPodAffinity",
             Plugin::NodeResourcesBalancedAllocation => "NodeResourcesBalancedAllocation",

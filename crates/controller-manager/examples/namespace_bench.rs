@@ -70,7 +70,7 @@ const KINDS: &[Kind] = &[
     }),
     ("apps", "v1", "controllerrevisions", 50, |i| {
         json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
-            "metadata": {"name": format!("rev-{i}")}, "revision": 1})
+            "metadata": {"name": format!("rev-{i}")}, "data": {"spec": {}}, "revision": 1})
     }),
     ("batch", "v1", "jobs", 50, |i| {
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": format!("job-{i}")},

@@ -40,13 +40,7 @@ impl ProcessCluster {
         })
         .await;
         let kubeconfig = dir.path().join("kubeconfig");
-        let server = format!("http://{}", c.cp.api_addr);
-        let yaml = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: niwa\n  cluster: {{server: \"{server}\"}}\n\
-             users:\n- name: niwa\n  user: {{}}\ncontexts:\n- name: niwa\n  context: {{cluster: niwa, user: niwa, namespace: default}}\n\
-             current-context: niwa\n"
-        );
-        if let Err(e) = std::fs::write(&kubeconfig, yaml) {
+        if let Err(e) = c.cp.write_kubeconfig(&kubeconfig) {
             panic!("write kubeconfig: {e}");
         }
         ProcessCluster { c, dir, kubeconfig }

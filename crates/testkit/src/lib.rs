@@ -106,6 +106,12 @@ impl ControlPlane {
         })
     }
 
+    /// Writes a kubeconfig at `path` that points the real `kubectl` at this apiserver
+    /// (namespace `default`, no credentials), the same file `niwa up` writes.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
+        niwa_apiserver::http::kubeconfig::Kubeconfig::for_address(self.api_addr).write(path)
+    }
+
     /// A client of the apiserver (cheap to clone; all clones share one HTTP/2 connection).
     pub fn client(&self) -> Client {
         self.client.clone()

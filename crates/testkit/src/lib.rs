@@ -18,7 +18,10 @@
 //!
 //! Tests run in parallel: nothing here uses a fixed port. A test that needs the apiserver to go
 //! away and come back (watch resumption) calls [`ControlPlane::restart_apiserver`]; one that needs
-//! history compacted calls [`ControlPlane::compact`].
+//! history compacted calls [`ControlPlane::compact`]. Benchmark programs share [`bench`]'s flag
+//! and /proc helpers.
+
+pub mod bench;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -153,7 +153,8 @@ fn set_cond(
     true
 }
 
-fn has_finalizer(p: &Pod) -> bool {
+/// Whether the pod carries the Job's tracking finalizer.
+pub fn has_finalizer(p: &Pod) -> bool {
     p.metadata
         .finalizers
         .as_ref()

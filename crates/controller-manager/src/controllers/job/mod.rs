@@ -9,7 +9,7 @@
 pub mod core;
 pub mod ttl;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,51 @@ pub enum JobControllerError {
 struct Ctx {
     shared: Arc<Shared>,
     expectations: Expectations,
+    /// Per Job key: UIDs of finished pods whose tracking finalizer this controller removed (so
+    /// they are counted in the Job's status) but whose update the cache has not shown yet. A
+    /// stale copy still carrying the finalizer would otherwise be counted a second time — what
+    /// Kubernetes' finalizer expectations prevent.
+    finalizers_removed: std::sync::Mutex<HashMap<String, HashSet<String>>>,
+}
+
+impl Ctx {
+    /// Drops from `pods` the stale copies of pods whose finalizer removal is not visible yet, and
+    /// forgets the removals the cache now shows (pod without the finalizer, or gone).
+    fn without_stale<'a>(&self, key: &str, pods: Vec<&'a Pod>) -> Vec<&'a Pod> {
+        let mut removed = self
+            .finalizers_removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(pending) = removed.get_mut(key) else {
+            return pods;
+        };
+        let mut still_stale = HashSet::new();
+        let kept = pods
+            .into_iter()
+            .filter(|p| {
+                let uid = p.metadata.uid.as_deref().unwrap_or_default();
+                let stale = pending.contains(uid) && core::has_finalizer(p);
+                if stale {
+                    still_stale.insert(uid.to_string());
+                }
+                !stale
+            })
+            .collect();
+        if still_stale.is_empty() {
+            removed.remove(key);
+        } else {
+            *pending = still_stale;
+        }
+        kept
+    }
+
+    fn record_finalizers_removed(&self, key: &str, uids: impl IntoIterator<Item = String>) {
+        let mut removed = self
+            .finalizers_removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        removed.entry(key.to_string()).or_default().extend(uids);
+    }
 }
 
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -50,6 +95,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let ctx = Arc::new(Ctx {
         shared,
         expectations: Expectations::new(),
+        finalizers_removed: std::sync::Mutex::new(HashMap::new()),
     });
     controller
         .reconcile_on(pod_keys)
@@ -134,6 +180,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, JobController
         .map(|p| p.as_ref())
         .filter(|p| owner::is_controlled_by(&p.metadata, &uid))
         .collect();
+    let pods = ctx.without_stale(&key, pods);
     let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), *p)).collect();
     let plan = core::sync(&job, &pods, now);
     let pods_api: Api<Pod> = shared.client.namespaced(&ns);
@@ -160,6 +207,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, JobController
                     failure = Some(e);
                     break;
                 }
+                let uids = names
+                    .iter()
+                    .filter_map(|n| by_name.get(n)?.metadata.uid.clone());
+                ctx.record_finalizers_removed(&key, uids);
             }
             Step::CreatePods(new_pods) => {
                 let (names, err) =
@@ -198,6 +249,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, JobController
     if let Some(e) = failure {
         if e.is_not_found() {
             ctx.expectations.forget(&key);
+            ctx.finalizers_removed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
             return Ok(Action::await_change());
         }
         return Err(e.into());

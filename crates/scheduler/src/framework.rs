@@ -221,31 +221,14 @@ impl Algorithm {
             // kube's PreFilter rejection: every node gets the status, no node is filtered and the
             // rotating start stays where it was.
             let rejections: Vec<(usize, Rejection)> = (0..all).map(|i| (i, r.clone())).collect();
-            let preemption = preemption::evaluate(pod, snap, &state, &rejections);
-            return Err(ScheduleError::Unschedulable(Box::new(FitError {
-                num_all_nodes: all,
-                rejections: rejections
-                    .into_iter()
-                    .map(|(i, r)| (snap.nodes[i].name().to_string(), r))
-                    .collect(),
-                preemption,
-                pre_filter_msg: Some(r.reasons.join(", ")),
-            })));
+            let msg = Some(r.reasons.join(", "));
+            return Err(unschedulable(pod, snap, &state, rejections, msg));
         }
         let want = num_feasible_nodes_to_find(self.config.percentage_of_nodes_to_score, all);
         let (feasible, rejections, processed) = self.find_feasible(pod, snap, &state, want);
         self.next_start_node_index = (self.next_start_node_index + processed) % all;
         if feasible.is_empty() {
-            let preemption = preemption::evaluate(pod, snap, &state, &rejections);
-            return Err(ScheduleError::Unschedulable(Box::new(FitError {
-                num_all_nodes: all,
-                rejections: rejections
-                    .into_iter()
-                    .map(|(i, r)| (snap.nodes[i].name().to_string(), r))
-                    .collect(),
-                preemption,
-                pre_filter_msg: None,
-            })));
+            return Err(unschedulable(pod, snap, &state, rejections, None));
         }
         let evaluated_nodes = feasible.len() + rejections.len();
         if feasible.len() == 1 {
@@ -410,3 +393,24 @@ pub fn may_be_resolved_by_preemption(r: &Rejection) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The FitError for a pod no node can take: every rejection by node name, and what preemption
+/// would do about them. `pre_filter_msg` is set when a PreFilter rejected the pod for all nodes.
+fn unschedulable(
+    pod: &PodInfo,
+    snap: &Snapshot,
+    state: &CycleState,
+    rejections: Vec<(usize, Rejection)>,
+    pre_filter_msg: Option<String>,
+) -> ScheduleError {
+    let preemption = preemption::evaluate(pod, snap, state, &rejections);
+    ScheduleError::Unschedulable(Box::new(FitError {
+        num_all_nodes: snap.nodes.len(),
+        rejections: rejections
+            .into_iter()
+            .map(|(i, r)| (snap.nodes[i].name().to_string(), r))
+            .collect(),
+        preemption,
+        pre_filter_msg,
+    }))
+}

@@ -80,11 +80,17 @@ pub const FRAME_HEADER: usize = 8;
 /// Largest frame accepted when reading; anything larger is treated as corruption.
 pub const MAX_FRAME: usize = 256 << 20;
 
+/// Appends one frame to `out`, encoding the payload in place (no intermediate buffer).
 pub fn encode_frame(batch: &WalBatch, out: &mut Vec<u8>) {
-    let payload = batch.encode_to_vec();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let start = out.len();
+    let len = batch.encoded_len();
+    out.reserve(FRAME_HEADER + len);
+    out.extend_from_slice(&[0; FRAME_HEADER]);
+    // Encoding into a Vec cannot run out of room (it grows), so this never fails.
+    let _ = batch.encode(out);
+    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + FRAME_HEADER].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Outcome of decoding the frame at the start of `buf`.
@@ -96,6 +102,9 @@ pub enum Frame {
     },
     /// The buffer ends inside the frame (a torn write at the tail).
     Incomplete,
+    /// An all-zero header: the end of the written part of a segment, whose tail the writer zeroes
+    /// ahead of use (no real frame has an empty payload, the only one whose header is all zero).
+    End,
     Corrupt(String),
 }
 
@@ -105,6 +114,9 @@ pub fn decode_frame(buf: &[u8]) -> Frame {
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if len == 0 && crc == 0 {
+        return Frame::End;
+    }
     if len > MAX_FRAME {
         return Frame::Corrupt(format!("frame length {len} too large"));
     }
@@ -147,6 +159,7 @@ mod tests {
             decode_frame(&buf[..buf.len() - 1]),
             Frame::Incomplete
         ));
+        assert!(matches!(decode_frame(&[0; 64]), Frame::End));
         let last = buf.len() - 1;
         buf[last] ^= 0xff;
         assert!(matches!(decode_frame(&buf), Frame::Corrupt(_)));

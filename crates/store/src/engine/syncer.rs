@@ -1,0 +1,228 @@
+//! The group commit: one thread that makes applied writes durable and then acknowledges them.
+//!
+//! A write request is applied to the state by the task that received it (under the state lock), and
+//! its WAL frame, reply and changes are queued here in apply order ([`Log::push`]). The sync thread
+//! takes everything queued, writes it to the WAL with one `write` and one `fdatasync`, and only then
+//! advances the committed revision, publishes the changes to watchers and answers the clients, in
+//! apply order. While it syncs, new requests keep being applied and queued, and all of them share the
+//! next sync: the disk syncs back to back and the group grows with the load, with no thread hop
+//! between the request and the apply.
+//!
+//! Durability is unchanged: nothing is acknowledged, visible to reads (they read at the committed
+//! revision) or sent to watchers before an `fdatasync` that started after its frame was written.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::oneshot;
+
+use super::WriteReply;
+use crate::error::{StoreError, WalError};
+use crate::mvcc::Change;
+use crate::wal::record::{RecordKind, WalBatch, WalRecord, encode_frame};
+use crate::wal::{Wal, install_snapshot};
+use crate::watch::hub::{CommittedBatch, Hub};
+
+pub(super) type ReplyTx = oneshot::Sender<Result<WriteReply, StoreError>>;
+
+/// Frames of the queue that go to one segment; a snapshot request starts a new one.
+#[derive(Default)]
+struct Chunk {
+    /// Rotate to a new segment before writing `frames`, and install this snapshot of the state as
+    /// of the rotation (its header's `next_segment` is filled in once the new segment exists).
+    rotate: Option<Vec<WalBatch>>,
+    frames: Vec<u8>,
+}
+
+/// Everything applied but not yet durable, in apply order.
+#[derive(Default)]
+struct Queue {
+    chunks: Vec<Chunk>,
+    replies: Vec<(ReplyTx, Result<WriteReply, StoreError>)>,
+    changes: Vec<Change>,
+    /// The store's revision after the newest queued write.
+    revision: i64,
+    closed: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.replies.is_empty() && self.chunks.is_empty()
+    }
+}
+
+/// The queue shared by the writing tasks and the sync thread.
+#[derive(Default)]
+pub(super) struct Log {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+impl Log {
+    /// Queues one applied request. Call it while still holding the state lock the request was
+    /// applied under, so the queue order is the apply order.
+    pub(super) fn push(
+        &self,
+        revision: i64,
+        records: Vec<WalRecord>,
+        changes: Vec<Change>,
+        snapshot: Option<Vec<WalBatch>>,
+        reply: (ReplyTx, Result<WriteReply, StoreError>),
+    ) {
+        let mut q = self.queue.lock();
+        if q.chunks.is_empty() {
+            q.chunks.push(Chunk::default());
+        }
+        if !records.is_empty()
+            && let Some(chunk) = q.chunks.last_mut()
+        {
+            encode_frame(&WalBatch { records }, &mut chunk.frames);
+        }
+        if snapshot.is_some() {
+            // The snapshot covers this request: everything after it goes to the next segment.
+            q.chunks.push(Chunk {
+                rotate: snapshot,
+                frames: Vec::new(),
+            });
+        }
+        if q.changes.is_empty() {
+            q.changes = changes;
+        } else {
+            q.changes.extend(changes);
+        }
+        q.replies.push(reply);
+        q.revision = revision;
+        let idle = q.replies.len() == 1;
+        drop(q);
+        if idle {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Lets the sync thread finish what is queued and stop.
+    pub(super) fn close(&self) {
+        self.queue.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits for queued work; `None` once closed and drained.
+    fn take(&self) -> Option<Queue> {
+        let mut q = self.queue.lock();
+        while q.is_empty() && !q.closed {
+            self.wake.wait(&mut q);
+        }
+        if q.is_empty() {
+            return None;
+        }
+        Some(Queue {
+            chunks: std::mem::take(&mut q.chunks),
+            replies: std::mem::take(&mut q.replies),
+            changes: std::mem::take(&mut q.changes),
+            revision: q.revision,
+            closed: false,
+        })
+    }
+}
+
+pub(super) struct Syncer {
+    pub(super) log: Arc<Log>,
+    pub(super) wal: Wal,
+    pub(super) committed: Arc<AtomicI64>,
+    pub(super) hub: Arc<Hub>,
+    pub(super) failed: Arc<AtomicBool>,
+    pub(super) snapshot_job: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    pub(super) fn run(mut self) {
+        let mut broken: Option<String> = None;
+        while let Some(group) = self.log.take() {
+            if broken.is_none()
+                && let Err(err) = self.persist(group.chunks)
+            {
+                // The in-memory state is ahead of the disk, and after a failed fsync the kernel
+                // may have dropped the dirty pages: nothing more is ever acknowledged.
+                tracing::error!(%err, "WAL write failed; the store refuses further writes");
+                self.failed.store(true, Ordering::Release);
+                broken = Some(err.to_string());
+            }
+            if let Some(err) = &broken {
+                for (tx, _) in group.replies {
+                    let _ = tx.send(Err(StoreError::Storage(err.clone())));
+                }
+                continue;
+            }
+            self.committed.store(group.revision, Ordering::Release);
+            if !group.changes.is_empty() {
+                self.hub.publish(Arc::new(CommittedBatch {
+                    revision: group.revision,
+                    changes: group.changes,
+                }));
+            }
+            for (tx, reply) in group.replies {
+                let _ = tx.send(reply);
+            }
+        }
+        if let Some(job) = self.snapshot_job.take() {
+            let _ = job.join();
+        }
+    }
+
+    /// Writes the group's frames and syncs them (the old segment before a rotation too).
+    fn persist(&mut self, chunks: Vec<Chunk>) -> Result<(), WalError> {
+        let mut dirty = false;
+        for chunk in chunks {
+            if let Some(snapshot) = chunk.rotate {
+                if dirty {
+                    self.wal.sync()?;
+                    dirty = false;
+                }
+                self.start_snapshot(snapshot);
+            }
+            if !chunk.frames.is_empty() {
+                self.wal.write_frames(&chunk.frames)?;
+                dirty = true;
+            }
+        }
+        if dirty {
+            self.wal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Rotates the WAL and writes the snapshot on a background thread.
+    fn start_snapshot(&mut self, mut batches: Vec<WalBatch>) {
+        if let Some(job) = self.snapshot_job.take() {
+            let _ = job.join();
+        }
+        let next_segment = match self.wal.rotate() {
+            Ok(seq) => seq,
+            Err(err) => {
+                tracing::error!(%err, "WAL rotation failed; keeping the old segments");
+                return;
+            }
+        };
+        if let Some(RecordKind::Header(h)) = batches
+            .first_mut()
+            .and_then(|b| b.records.first_mut())
+            .and_then(|r| r.kind.as_mut())
+        {
+            h.next_segment = next_segment;
+        }
+        let dir = self.wal.dir().to_path_buf();
+        let disk_bytes = self.wal.disk_bytes();
+        let spawned = std::thread::Builder::new()
+            .name("niwa-store-snapshot".into())
+            .spawn(move || {
+                if let Err(err) = install_snapshot(&dir, &batches, next_segment, &disk_bytes) {
+                    tracing::error!(%err, "writing the snapshot failed; old segments are kept");
+                }
+            });
+        match spawned {
+            Ok(job) => self.snapshot_job = Some(job),
+            Err(err) => tracing::error!(%err, "could not start the snapshot thread"),
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //!
 //! Where to start reading:
 //! * [`mvcc`] — the IO-free core: revisions, key history, range/txn/compaction semantics.
-//! * [`engine`] — the single writer thread that group-commits to the [`wal`] and publishes to watchers.
+//! * [`engine`] — applies writes and group-commits them to the [`wal`] on one sync thread, which
+//!   acknowledges them and publishes to watchers once they are durable.
 //! * [`watch`] — the bounded fan-out hub and the per-stream watch state machine.
 //! * [`grpc`] — thin tonic shells implementing etcd's KV, Watch, Lease, Maintenance and Cluster.
 //! * [`server::run`] — wiring and the one shutdown path; `main.rs` only parses flags.

@@ -235,7 +235,8 @@ impl Resources for ResourcesService {
         let stream = rx.map(|ev| {
             Ok(PbWatchEvent {
                 r#type: ev.kind.to_string(),
-                object: ev.object.to_vec(),
+                // Shared with every other watcher of the event, not copied.
+                object: ev.object,
             })
         });
         Ok(Response::new(Box::pin(stream)))

@@ -208,7 +208,7 @@ impl RawApi {
         Ok(stream.map(|item| {
             item.map(|ev| RawEvent {
                 kind: ev.r#type,
-                object: ev.object,
+                object: ev.object.into(),
             })
             .map_err(Error::from_grpc)
         }))

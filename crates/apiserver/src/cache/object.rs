@@ -22,6 +22,8 @@ pub struct CachedObject {
     /// Values of the kind's selectable fields, in the order of `kind_fields(kind)`.
     fields: Vec<String>,
     kind: &'static str,
+    /// Whether it has a deletionTimestamp (NamespaceLifecycle asks this of namespaces).
+    pub deleting: bool,
     /// The mod revision (resourceVersion) this encoding carries.
     pub revision: i64,
     pub json: Bytes,
@@ -41,6 +43,7 @@ impl CachedObject {
             namespace: object::namespace(&value).to_string(),
             name: object::name(&value).to_string(),
             labels: object::labels(&value),
+            deleting: object::is_deleting(&value),
             fields,
             kind: info.kind,
             revision,

@@ -6,6 +6,12 @@
 //! next one. Every store event updates the objects, is appended to the history window, and is
 //! offered to every registered watcher with `try_send`: a watcher whose buffer is full is dropped
 //! (it gets a 410 and re-lists) rather than slowing the feeder or anyone else.
+//!
+//! The offering happens outside the lock of the objects (`state`), under the watchers' own lock,
+//! so that lists and gets are not held up while an event goes out to a thousand watchers. Each
+//! event's encoding is shared (`Bytes`) by every watcher it goes to. A watcher registers with the
+//! revision its initial events cover, and is offered only the changes after it: a change applied
+//! before the registration but offered after it is not delivered twice.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use etcd_client::EventType;
 use niwa_api::ResourceInfo;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +94,8 @@ struct Slot {
     overflowed: Arc<AtomicBool>,
     bookmarks: bool,
     last_bookmark: Instant,
+    /// The revision the registration's initial events cover: only later changes are offered.
+    from: i64,
 }
 
 #[derive(Default)]
@@ -98,7 +106,6 @@ struct State {
     history: VecDeque<Change>,
     /// Every change with a revision above this one is in `history`.
     window_start: i64,
-    watchers: HashMap<u64, Slot>,
 }
 
 /// What a new watcher gets: the events it missed, and the channel of the ones to come.
@@ -113,7 +120,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.cache.state.write().watchers.remove(&self.id);
+        self.cache.watchers.lock().remove(&self.id);
     }
 }
 
@@ -121,6 +128,8 @@ pub struct WatchCache {
     pub info: &'static ResourceInfo,
     config: CacheConfig,
     state: RwLock<State>,
+    /// Locked after `state` when both are needed (registration), never the other way round.
+    watchers: Mutex<HashMap<u64, Slot>>,
     revision_tx: watch::Sender<i64>,
     progress: Notify,
     next_id: AtomicU64,
@@ -141,6 +150,7 @@ impl WatchCache {
             info,
             config,
             state: RwLock::new(State::default()),
+            watchers: Mutex::new(HashMap::new()),
             revision_tx: watch::channel(0).0,
             progress: Notify::new(),
             next_id: AtomicU64::new(1),
@@ -149,6 +159,11 @@ impl WatchCache {
 
     pub fn revision(&self) -> i64 {
         self.state.read().revision
+    }
+
+    /// The object under the store key `key`, as the cache has it now.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.state.read().objects.get(key).cloned()
     }
 
     /// Waits until the cache has applied every event up to `revision`; false after `timeout`.
@@ -192,7 +207,8 @@ impl WatchCache {
         if from > self.revision() && !self.wait_for(from, Duration::from_secs(3)).await {
             return Start::TooNew;
         }
-        let mut state = self.state.write();
+        // A read lock: the feeder applies no change meanwhile, so `initial` and `from` agree.
+        let state = self.state.read();
         if from != 0 && from < state.window_start {
             return Start::TooOld;
         }
@@ -219,7 +235,7 @@ impl WatchCache {
         let (tx, live) = mpsc::channel(self.config.watcher_buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        state.watchers.insert(
+        self.watchers.lock().insert(
             id,
             Slot {
                 filter,
@@ -228,6 +244,7 @@ impl WatchCache {
                 overflowed: overflowed.clone(),
                 bookmarks,
                 last_bookmark: Instant::now(),
+                from: state.revision,
             },
         );
         Start::Registered(Registration {
@@ -328,17 +345,16 @@ impl WatchCache {
                 }
                 continue;
             }
-            for event in resp.events() {
-                self.apply(event);
-            }
+            let changes: Vec<Change> = resp.events().iter().filter_map(|e| self.apply(e)).collect();
+            self.fan_out(&changes);
             let rev = self.revision();
             self.revision_tx.send_replace(rev);
         }
     }
 
-    /// Applies one store event: objects, history, and every watcher.
-    fn apply(&self, event: &etcd_client::Event) {
-        let Some(kv) = event.kv() else { return };
+    /// Applies one store event to the objects and the history; returns the change to offer.
+    fn apply(&self, event: &etcd_client::Event) -> Option<Change> {
+        let kv = event.kv()?;
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         let revision = kv.mod_revision();
         let mut state = self.state.write();
@@ -347,7 +363,7 @@ impl WatchCache {
             EventType::Put => {
                 let Ok(value) = serde_json::from_slice(kv.value()) else {
                     tracing::warn!(%key, "skipping a stored object that is not JSON");
-                    return;
+                    return None;
                 };
                 let object = Arc::new(CachedObject::new(self.info, key.clone(), value, revision));
                 state.objects.insert(key, object.clone());
@@ -360,7 +376,7 @@ impl WatchCache {
             }
             EventType::Delete => {
                 state.objects.remove(&key);
-                let Some(prev) = prev else { return };
+                let prev = prev?;
                 Change {
                     revision,
                     object: Arc::new(prev.at_revision(self.info, revision)),
@@ -370,49 +386,48 @@ impl WatchCache {
             }
         };
         state.revision = state.revision.max(revision);
-        let mut gone = Vec::new();
-        for (id, slot) in &state.watchers {
-            let Some(ev) = change.event_for(&slot.filter, slot.namespace.as_deref()) else {
-                continue;
-            };
-            if !offer(slot, ev) {
-                gone.push(*id);
-            }
-        }
-        for id in gone {
-            state.watchers.remove(&id);
-        }
-        state.history.push_back(change);
+        state.history.push_back(change.clone());
         while state.history.len() > self.config.history {
             if let Some(old) = state.history.pop_front() {
                 state.window_start = old.revision;
             }
         }
+        Some(change)
+    }
+
+    /// Offers `changes` (in revision order) to every watcher registered before them.
+    fn fan_out(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|_, slot| {
+            changes
+                .iter()
+                .filter(|c| c.revision > slot.from)
+                .filter_map(|c| c.event_for(&slot.filter, slot.namespace.as_deref()))
+                .all(|ev| offer(slot, ev))
+        });
     }
 
     /// A progress notification: nothing happened up to `revision`. Due bookmarks go out.
     fn advance(&self, revision: i64) {
-        let mut state = self.state.write();
-        if revision > state.revision {
-            state.revision = revision;
-        }
+        let rv = {
+            let mut state = self.state.write();
+            if revision > state.revision {
+                state.revision = revision;
+            }
+            state.revision
+        };
         let now = Instant::now();
-        let rv = state.revision;
         let interval = self.config.bookmark_interval;
-        let mut gone = Vec::new();
-        for (id, slot) in state.watchers.iter_mut() {
+        self.watchers.lock().retain(|_, slot| {
             if !slot.bookmarks || now.duration_since(slot.last_bookmark) < interval {
-                continue;
+                return true;
             }
             slot.last_bookmark = now;
-            if !offer(slot, self.bookmark(rv)) {
-                gone.push(*id);
-            }
-        }
-        for id in gone {
-            state.watchers.remove(&id);
-        }
-        drop(state);
+            offer(slot, self.bookmark(rv))
+        });
         self.revision_tx.send_replace(rv);
     }
 
@@ -429,11 +444,11 @@ impl WatchCache {
     }
 
     fn end_watchers(&self) {
-        let mut state = self.state.write();
-        for slot in state.watchers.values() {
+        let mut watchers = self.watchers.lock();
+        for slot in watchers.values() {
             slot.overflowed.store(true, Ordering::Relaxed);
         }
-        state.watchers.clear();
+        watchers.clear();
     }
 }
 

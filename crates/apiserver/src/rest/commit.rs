@@ -165,6 +165,10 @@ impl Rest {
         match result {
             Ok(rev) => {
                 self.services.release(&release);
+                if info.group.is_empty() && info.kind == "Namespace" {
+                    // A namespace finalized away: creates in it are refused from now on.
+                    self.fence_namespaces(rev);
+                }
                 Ok(rev)
             }
             Err(StorageError::Conflict) => Err(ApiError::stale(info, name)),

@@ -51,6 +51,25 @@ impl Rest {
         name: &str,
         opts: DeleteOptions,
     ) -> Result<Value, ApiError> {
+        let result = self.delete_object(info, namespace, name, opts).await;
+        if info.group.is_empty()
+            && info.kind == "Namespace"
+            && let Ok(obj) = &result
+            && let Ok(Some(rev)) = object::resource_version(obj)
+        {
+            // Creates in it are refused from now on, whatever the cache has seen.
+            self.fence_namespaces(rev);
+        }
+        result
+    }
+
+    async fn delete_object(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: &str,
+        name: &str,
+        opts: DeleteOptions,
+    ) -> Result<Value, ApiError> {
         let key = Self::key(info, namespace, name)?;
         if info.group.is_empty() && info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
             let mut err = ApiError::new(

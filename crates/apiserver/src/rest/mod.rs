@@ -4,6 +4,7 @@
 //!
 //! * `write.rs` — create, update, status update: server-set metadata, validation, concurrency.
 //! * `admission.rs` — admission plugins that read other objects (DefaultStorageClass).
+//! * `lifecycle.rs` — NamespaceLifecycle admission, answered from the namespaces' watch cache.
 //! * `delete.rs` — deletion with preconditions, finalizers, graceful pod deletion.
 //! * `read.rs` — get and list with selectors, limit/continue and resourceVersion semantics.
 //! * `watch.rs` — watch streams with initial events, selector transitions and bookmarks.
@@ -11,6 +12,7 @@
 mod admission;
 mod commit;
 mod delete;
+mod lifecycle;
 mod patch;
 mod read;
 mod subresources;
@@ -19,6 +21,7 @@ mod write;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use niwa_api::{ApiError, Reason, Registry, ResourceInfo};
 use serde_json::Value;
@@ -49,6 +52,8 @@ pub struct Rest {
     /// Where clients reach this apiserver (for the `kubernetes` Service); none in tests that
     /// build a bare `Rest`.
     advertise: Option<SocketAddr>,
+    /// The revision of this apiserver's last namespace deletion (see `lifecycle.rs`).
+    namespace_fence: Arc<AtomicI64>,
 }
 
 impl From<StorageError> for ApiError {
@@ -92,6 +97,7 @@ impl Rest {
                 DEFAULT_NODE_PORT_RANGE,
             )),
             advertise: None,
+            namespace_fence: Arc::new(AtomicI64::new(0)),
         }
     }
 

@@ -1,10 +1,10 @@
 //! Create, update and status update.
 
 use niwa_api::patch::{managed, schema};
-use niwa_api::{ApiError, Reason, ResourceInfo};
+use niwa_api::{ApiError, ResourceInfo};
 use serde_json::{Value, json};
 
-use super::{Rest, check_body, resolve};
+use super::{Rest, check_body};
 use crate::kinds;
 use crate::object::{self, meta_mut};
 
@@ -159,27 +159,6 @@ impl Rest {
         self.commit_create(info, &key, body, dry_run).await
     }
 
-    /// Creating in a namespace needs the namespace to exist and not be terminating.
-    async fn check_namespace_open(
-        &self,
-        info: &ResourceInfo,
-        name: &str,
-        namespace: &str,
-    ) -> Result<(), ApiError> {
-        let namespaces = resolve("", "v1", "namespaces")?;
-        match self
-            .storage
-            .get(&namespaces.store_key("", namespace), 0)
-            .await?
-        {
-            None => Err(ApiError::not_found(namespaces, namespace)),
-            Some(ns) if object::is_deleting(&ns.object) => {
-                Err(namespace_terminating(info, name, namespace))
-            }
-            Some(_) => Ok(()),
-        }
-    }
-
     pub async fn update(
         &self,
         info: &'static ResourceInfo,
@@ -275,32 +254,6 @@ impl Rest {
         )
         .await
     }
-}
-
-/// NamespaceLifecycle's refusal: `pods "x" is forbidden: unable to create new content in
-/// namespace ns because it is being terminated`, with the `NamespaceTerminating` cause.
-fn namespace_terminating(info: &ResourceInfo, name: &str, namespace: &str) -> ApiError {
-    let resource = if info.group.is_empty() {
-        info.plural.to_string()
-    } else {
-        format!("{}.{}", info.plural, info.group)
-    };
-    let mut err = ApiError::new(
-        Reason::Forbidden,
-        format!(
-            "{resource} {name:?} is forbidden: unable to create new content in namespace \
-             {namespace} because it is being terminated"
-        ),
-    );
-    err.name = name.into();
-    err.group = info.group.into();
-    err.kind = info.plural.into();
-    err.causes = vec![niwa_api::Cause {
-        reason: "NamespaceTerminating".into(),
-        message: format!("namespace {namespace} is being terminated"),
-        field: "metadata.namespace".into(),
-    }];
-    err
 }
 
 /// Builds the object to store from the current one and the client's body: server-set metadata is

@@ -233,7 +233,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Deployme
                 }
             }
             Step::UpdateReplicaSet(rs) => {
-                rs_api.replace(&rs).await?;
+                let base = owned.iter().find(|o| o.metadata.name == rs.metadata.name);
+                update_replica_set(&rs_api, base, rs).await?;
             }
             Step::DeleteReplicaSet(rs_name) => {
                 match rs_api.delete(&rs_name, &DeleteParams::default()).await {
@@ -268,4 +269,38 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Deployme
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// Replace a ReplicaSet with the spec and annotations this pass decided on. `base` is the cached
+/// copy the decision was made from. A conflict usually means only the ReplicaSet controller's status
+/// write got in between (it writes after nearly every pod change, so at 10,000 pods the cached copy
+/// is rarely current): then the ReplicaSet is read again and, if its spec and annotations are still
+/// those of `base`, the change is applied to the fresh copy once — the compare-and-swap still covers
+/// everything the decision depended on. Any other change fails as the conflict it is, and the
+/// Deployment is synced again.
+async fn update_replica_set(
+    api: &Api<ReplicaSet>,
+    base: Option<&ReplicaSet>,
+    rs: ReplicaSet,
+) -> Result<(), niwa_client::Error> {
+    let err = match api.replace(&rs).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_conflict() => e,
+        Err(e) => return Err(e),
+    };
+    let Some(base) = base else {
+        return Err(err);
+    };
+    let Some(mut fresh) = api.get_opt(&rs.name_any()).await? else {
+        return Err(err);
+    };
+    if fresh.metadata.uid != base.metadata.uid
+        || fresh.metadata.annotations != base.metadata.annotations
+        || fresh.spec != base.spec
+    {
+        return Err(err);
+    }
+    fresh.metadata.annotations = rs.metadata.annotations;
+    fresh.spec = rs.spec;
+    api.replace(&fresh).await.map(|_| ())
 }

@@ -120,19 +120,19 @@ pub fn pods_to_delete<'a>(
     for p in related.iter().filter(|p| podutil::is_active(p)) {
         *per_node.entry(podutil::node_name(p)).or_default() += 1;
     }
-    let mut ranked: Vec<(&'a Pod, i64)> = pods
+    let mut ranked: Vec<(DeletionKey<'a>, &'a Pod)> = pods
         .iter()
         .map(|p| {
-            (
-                *p,
-                per_node.get(podutil::node_name(p)).copied().unwrap_or(0),
-            )
+            let rank = per_node.get(podutil::node_name(p)).copied().unwrap_or(0);
+            (deletion_key(p, rank, now), *p)
         })
         .collect();
     if diff < ranked.len() {
-        ranked.sort_by(|a, b| deletion_order(a, b, now));
+        // Each key is computed once: at 10,000 pods a comparator that re-reads conditions and
+        // parses timestamps on every comparison costs more than the rest of the sync.
+        ranked.sort_by(|a, b| a.0.cmp(&b.0));
     }
-    ranked.into_iter().take(diff).map(|(p, _)| p).collect()
+    ranked.into_iter().take(diff).map(|(_, p)| p).collect()
 }
 
 fn phase_ordinal(pod: &Pod) -> u8 {
@@ -154,80 +154,46 @@ fn log_bucket(t: Timestamp, now: Timestamp) -> i64 {
     }
 }
 
-fn deletion_order(a: &(&Pod, i64), b: &(&Pod, i64), now: Timestamp) -> Ordering {
-    let (pa, rank_a) = (a.0, a.1);
-    let (pb, rank_b) = (b.0, b.1);
-    let (na, nb) = (podutil::node_name(pa), podutil::node_name(pb));
-    // 1. Unassigned < assigned.
-    if na != nb && (na.is_empty() || nb.is_empty()) {
-        return if na.is_empty() {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        };
-    }
-    // 2. Pending < Unknown < Running.
-    let ord = phase_ordinal(pa).cmp(&phase_ordinal(pb));
-    if ord != Ordering::Equal {
-        return ord;
-    }
-    // 3. Not ready < ready.
-    let (ra, rb) = (podutil::is_ready(pa), podutil::is_ready(pb));
-    if ra != rb {
-        return if !ra {
-            Ordering::Less
-        } else {
-            Ordering::Greater
-        };
-    }
-    // 4. Lower pod-deletion-cost first.
-    let ord = podutil::deletion_cost(pa).cmp(&podutil::deletion_cost(pb));
-    if ord != Ordering::Equal {
-        return ord;
-    }
-    // 5. Doubled up (more related pods on the same node) first.
-    if rank_a != rank_b {
-        return rank_b.cmp(&rank_a);
-    }
-    // 6. Both ready: the more recently ready first (log2 buckets of the ready duration).
-    if ra && rb {
-        let (ta, tb) = (podutil::ready_since(pa), podutil::ready_since(pb));
-        if ta != tb {
-            match (ta, tb) {
-                (Some(ta), Some(tb)) => {
-                    let diff = log_bucket(ta, now) - log_bucket(tb, now);
-                    if diff != 0 {
-                        return diff.cmp(&0);
-                    }
-                    return uid(pa).cmp(uid(pb));
-                }
-                // afterOrZero: an empty time counts as the newest.
-                (None, _) => return Ordering::Less,
-                (_, None) => return Ordering::Greater,
-            }
-        }
-    }
-    // 7. More container restarts first.
-    let ord = podutil::max_container_restarts(pb).cmp(&podutil::max_container_restarts(pa));
-    if ord != Ordering::Equal {
-        return ord;
-    }
-    // 8. Empty creation time < newer < older (log2 buckets).
-    let (ca, cb) = (podutil::created_at(pa), podutil::created_at(pb));
-    if ca != cb {
-        match (ca, cb) {
-            (Some(ca), Some(cb)) => {
-                let diff = log_bucket(ca, now) - log_bucket(cb, now);
-                if diff != 0 {
-                    return diff.cmp(&0);
-                }
-                return uid(pa).cmp(uid(pb));
-            }
-            (None, _) => return Ordering::Less,
-            (_, None) => return Ordering::Greater,
-        }
-    }
-    Ordering::Equal
+/// A pod's place in the deletion order, smallest first: (assigned, phase, ready, deletion cost,
+/// fewer co-located siblings, ready-time bucket, fewer restarts, creation bucket, UID).
+///
+/// Kubernetes' `ActivePodsWithRanks.Less` is not a total order: two pods whose ready (or creation)
+/// times differ but fall in the same log2 bucket are ordered by UID at once, while two with equal
+/// times go on to the later rules — so three pods can form a cycle, which Go's sort tolerates and
+/// Rust's sort rejects with a panic (it did, on every scale-down sync of a 10,000-pod rolling
+/// update). Here a bucket is one rank of the key for equal and unequal times alike, and the UID
+/// breaks the ties last; the order differs from Kubernetes' only among pods of the same bucket.
+type DeletionKey<'a> = (
+    bool,
+    u8,
+    bool,
+    i32,
+    std::cmp::Reverse<i64>,
+    Option<i64>,
+    std::cmp::Reverse<i32>,
+    Option<i64>,
+    &'a str,
+);
+
+fn deletion_key(p: &Pod, rank: i64, now: Timestamp) -> DeletionKey<'_> {
+    let ready = podutil::is_ready(p);
+    // An empty time counts as the newest (`afterOrZero`): None sorts first.
+    let ready_bucket = if ready {
+        podutil::ready_since(p).map(|t| log_bucket(t, now))
+    } else {
+        None
+    };
+    (
+        !podutil::node_name(p).is_empty(),
+        phase_ordinal(p),
+        ready,
+        podutil::deletion_cost(p),
+        std::cmp::Reverse(rank),
+        ready_bucket,
+        std::cmp::Reverse(podutil::max_container_restarts(p)),
+        podutil::created_at(p).map(|t| log_bucket(t, now)),
+        uid(p),
+    )
 }
 
 fn uid(p: &Pod) -> &str {

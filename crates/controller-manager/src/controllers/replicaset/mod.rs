@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use niwa_client::runtime::watcher;
 use niwa_client::{Action, Api, Controller, ObjectRef, Patch, ResourceExt, Store};
@@ -223,15 +223,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
 
     let status = core::calculate_status(&rs, &claimed, manage_error.as_deref(), now);
     if rs.status.as_ref() != Some(&status) {
-        let mut updated = (*rs).clone();
-        updated.status = Some(status.clone());
-        match shared
-            .client
-            .namespaced::<ReplicaSet>(&ns)
-            .replace_status(&updated)
-            .await
-        {
-            Ok(_) => {}
+        let api = shared.client.namespaced::<ReplicaSet>(&ns);
+        match update_status(&api, &rs, status.clone()).await {
+            Ok(()) => {}
             Err(e) if e.is_not_found() => {
                 ctx.expectations.forget(&key);
                 return Ok(Action::await_change());
@@ -246,6 +240,37 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
         Some(d) => Action::requeue(d),
         None => Action::await_change(),
     })
+}
+
+/// How often a failed status write is retried on a freshly read ReplicaSet (Kubernetes'
+/// `statusUpdateRetries`).
+const STATUS_UPDATE_RETRIES: usize = 1;
+
+/// Kubernetes' `updateReplicaSetStatus`: write `status` through the status subresource on the cached
+/// copy; when that fails — typically a conflict because the deployment controller changed the
+/// ReplicaSet's replicas or annotations, or our own previous status write has not reached the cache
+/// yet — read the ReplicaSet fresh and write once more. `observedGeneration` stays the generation
+/// this sync acted on, so a retry never claims to have seen a newer spec.
+async fn update_status(
+    api: &Api<ReplicaSet>,
+    cached: &ReplicaSet,
+    status: ReplicaSetStatus,
+) -> Result<(), niwa_client::Error> {
+    let name = cached.name_any();
+    let mut rs = cached.clone();
+    let mut attempt = 0;
+    loop {
+        rs.status = Some(status.clone());
+        let err = match api.replace_status(&rs).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if attempt >= STATUS_UPDATE_RETRIES || err.is_not_found() {
+            return Err(err);
+        }
+        attempt += 1;
+        rs = api.get(&name).await?;
+    }
 }
 
 /// The active pods of every ReplicaSet with the same controller (a Deployment's ReplicaSets), for

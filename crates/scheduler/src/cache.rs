@@ -48,6 +48,8 @@ pub struct Cache {
     objects_changed: bool,
     /// Nodes known to the informer (entries with `info`).
     live_nodes: usize,
+    /// Node name → index in the snapshot's node order, as of the last rebuild of that order.
+    positions: HashMap<String, usize>,
 }
 
 impl Cache {
@@ -257,20 +259,32 @@ impl Cache {
                 .filter_map(|n| self.nodes[n].info.clone())
                 .collect();
             snap.reindex();
+            self.positions = snap
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.name().to_string(), i))
+                .collect();
             self.membership_changed = false;
             self.dirty.clear();
             return true;
         }
-        if !self.dirty.is_empty() {
-            // Node order is by name: binary search finds each dirty node's slot.
-            for name in self.dirty.drain() {
-                if let Some(info) = self.nodes.get(&name).and_then(|e| e.info.clone())
-                    && let Ok(i) = snap.nodes.binary_search_by(|n| n.name().cmp(&name))
-                {
-                    snap.nodes[i] = info;
-                }
+        // Only the dirty nodes are touched (a cycle dirties one or two): their slots come from
+        // the position index, checked against the name in case `snap` is not the snapshot the
+        // index was built for (then the name order's binary search finds the slot).
+        for name in self.dirty.drain() {
+            let Some(info) = self.nodes.get(&name).and_then(|e| e.info.clone()) else {
+                continue;
+            };
+            let slot = self
+                .positions
+                .get(&name)
+                .copied()
+                .filter(|&i| snap.nodes.get(i).is_some_and(|n| n.name() == name))
+                .or_else(|| snap.nodes.binary_search_by(|n| n.name().cmp(&name)).ok());
+            if let Some(i) = slot {
+                snap.replace_node(i, info);
             }
-            snap.reindex();
         }
         changed
     }
@@ -367,5 +381,50 @@ mod tests {
             "old snapshots are not mutated"
         );
         assert!(!cache.update_snapshot(&mut snap), "nothing changed");
+    }
+
+    #[test]
+    fn incremental_updates_keep_the_affinity_index() {
+        let mut cache = Cache::new();
+        for n in ["a", "b", "c", "d"] {
+            cache.set_node(node(n));
+        }
+        let mut snap = Snapshot::default();
+        cache.update_snapshot(&mut snap);
+        let anti = |name: &str| {
+            crate::pod_info::test_pods::pod(
+                name,
+                json!({"labels": {"app": "x"}}),
+                json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": "x"}}, "topologyKey": "kubernetes.io/hostname"}]}}}),
+            )
+        };
+        let (p, q) = (anti("p"), anti("q"));
+        cache.assume(p.clone(), "c").expect("assume");
+        cache.assume(q.clone(), "a").expect("assume");
+        cache
+            .assume(pod_req("plain", "1", "1Gi"), "b")
+            .expect("assume");
+        cache.update_snapshot(&mut snap);
+        assert_eq!(snap.have_pods_with_affinity, vec![0, 2]);
+        assert_eq!(snap.have_pods_with_required_anti_affinity, vec![0, 2]);
+        cache.forget(&p.uid).expect("forget");
+        cache.update_snapshot(&mut snap);
+        assert_eq!(snap.have_pods_with_affinity, vec![0]);
+        let mut full = snap.clone();
+        full.reindex();
+        assert_eq!(
+            full.have_pods_with_required_anti_affinity,
+            snap.have_pods_with_required_anti_affinity
+        );
+        // Another snapshot took the new order: this one catches up with a full rebuild.
+        let mut other = Snapshot::default();
+        cache.set_node(node("e"));
+        cache.update_snapshot(&mut other);
+        cache.assume(anti("r"), "d").expect("assume");
+        cache.update_snapshot(&mut snap);
+        assert_eq!(snap.nodes.len(), 5, "membership change rebuilt the order");
+        assert_eq!(snap.nodes[3].pods.len(), 1);
+        assert_eq!(snap.have_pods_with_affinity, vec![0, 3]);
     }
 }

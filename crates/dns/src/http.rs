@@ -8,23 +8,22 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use parking_lot::RwLock;
 
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
+use crate::shared_zone::SharedZone;
 use crate::sync::Synced;
-use crate::zone::Zone;
 
 #[derive(Clone)]
 struct HttpState {
-    zone: Arc<RwLock<Zone>>,
+    zone: Arc<SharedZone>,
     forwarder: Arc<Forwarder>,
     synced: Arc<Synced>,
     metrics: Metrics,
 }
 
 pub fn router(
-    zone: Arc<RwLock<Zone>>,
+    zone: Arc<SharedZone>,
     forwarder: Arc<Forwarder>,
     synced: Arc<Synced>,
     metrics: Metrics,

@@ -61,6 +61,22 @@ pub fn rcode_label(rcode: ResponseCode) -> &'static str {
     }
 }
 
+/// The request, response and duration series of one (protocol, family, type, rcode).
+#[derive(Clone)]
+pub struct RequestSeries {
+    requests: Counter,
+    responses: Counter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    pub fn record(&self, took: Duration) {
+        self.requests.inc();
+        self.responses.inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -183,16 +199,30 @@ impl Metrics {
         rcode: ResponseCode,
         took: Duration,
     ) {
+        self.series(proto, ipv6, qtype, rcode).record(took);
+    }
+
+    /// The series one kind of request counts in, looked up once (the UDP answer cache keeps them
+    /// with each answer, so that a cached answer costs no label lookups).
+    pub fn series(
+        &self,
+        proto: &'static str,
+        ipv6: bool,
+        qtype: &'static str,
+        rcode: ResponseCode,
+    ) -> RequestSeries {
         let family = if ipv6 { "2" } else { "1" };
-        self.requests
-            .get_or_create(&[("proto", proto), ("family", family), ("type", qtype)])
-            .inc();
-        self.responses
-            .get_or_create(&[("rcode", rcode_label(rcode))])
-            .inc();
-        self.durations
-            .get_or_create(&[("type", qtype)])
-            .observe(took.as_secs_f64());
+        RequestSeries {
+            requests: self
+                .requests
+                .get_or_create(&[("proto", proto), ("family", family), ("type", qtype)])
+                .clone(),
+            responses: self
+                .responses
+                .get_or_create(&[("rcode", rcode_label(rcode))])
+                .clone(),
+            duration: self.durations.get_or_create(&[("type", qtype)]).clone(),
+        }
     }
 
     pub fn cache_hit(&self, kind: &'static str) {

@@ -1,5 +1,6 @@
-//! Wiring: binds the DNS sockets (UDP and TCP on one address) and the HTTP endpoint, starts the
-//! watchers that feed the zone, and runs hickory-server until shutdown.
+//! Wiring: binds the DNS sockets (UDP, one socket per core, and TCP on one address) and the HTTP
+//! endpoint, starts the watchers that feed the zone, and serves UDP ([`crate::udp`]) and TCP
+//! (hickory-server) until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,21 +10,25 @@ use hickory_server::Server;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use niwa_client::Client;
-use parking_lot::RwLock;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::forward::{ForwardConfig, Forwarder};
 use crate::handler::Handler;
 use crate::metrics::Metrics;
+use crate::shared_zone::SharedZone;
 use crate::sync::{self, Synced};
+use crate::udp::{self, cache::AnswerCache};
 use crate::zone::{PodRecords, Zone, ZoneConfig};
 
 /// Idle time after which a TCP client connection is closed.
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses queued per TCP connection before the connection applies backpressure.
 const TCP_RESPONSE_BUFFER: usize = 32;
+/// UDP sockets (and tasks draining them) at most, one per core below that.
+const MAX_UDP_WORKERS: usize = 8;
 /// Time given to in-flight requests after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -98,25 +103,43 @@ impl Running {
     }
 }
 
-/// Binds UDP and TCP on the same address; with port 0, on the same free port.
-async fn bind_dns(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+/// Binds UDP (one socket per worker) and TCP on the same address; with port 0, on the same free
+/// port.
+async fn bind_dns(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<std::net::UdpSocket>, TcpListener), DnsError> {
     let bind_err = |proto, source| DnsError::Bind {
         addr,
         proto,
         source,
     };
-    let attempts = if addr.port() == 0 { 10 } else { 1 };
-    let mut last = None;
-    for _ in 0..attempts {
-        let udp = UdpSocket::bind(addr)
+    if addr.port() != 0 {
+        let udp = udp::bind(addr, workers).map_err(|e| bind_err("udp", e))?;
+        let tcp = TcpListener::bind(addr)
             .await
+            .map_err(|e| bind_err("tcp", e))?;
+        return Ok((udp, tcp));
+    }
+    let mut last = None;
+    for _ in 0..10 {
+        // A port nobody holds (an SO_REUSEPORT bind to port 0 could pick a port that another
+        // SO_REUSEPORT socket of this user holds, and share its traffic).
+        let free = std::net::UdpSocket::bind(addr)
+            .and_then(|s| s.local_addr())
             .map_err(|e| bind_err("udp", e))?;
-        let udp_addr = udp.local_addr().map_err(|e| bind_err("udp", e))?;
-        match TcpListener::bind(udp_addr).await {
+        let udp = match udp::bind(free, workers) {
+            Ok(udp) => udp,
+            // Taken in the meantime: try another.
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        match TcpListener::bind(free).await {
             Ok(tcp) => return Ok((udp, tcp)),
             // Someone holds that TCP port: try another free UDP port.
-            Err(e) if addr.port() == 0 => last = Some(e),
-            Err(e) => return Err(bind_err("tcp", e)),
+            Err(e) => last = Some(e),
         }
     }
     Err(bind_err(
@@ -131,11 +154,12 @@ pub async fn start(config: DnsConfig, shutdown: CancellationToken) -> Result<Run
     let shutdown = shutdown.child_token();
     let client = Client::connect_lazy(&config.apiserver)?;
     let metrics = Metrics::new();
-    let zone = Arc::new(RwLock::new(Zone::new(config.zone.clone())));
-    let (udp, tcp) = bind_dns(config.listen).await?;
-    let dns_addr = udp.local_addr().map_err(|e| DnsError::Bind {
+    let zone = Arc::new(SharedZone::new(Zone::new(config.zone.clone())));
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let (udp_sockets, tcp) = bind_dns(config.listen, workers.min(MAX_UDP_WORKERS)).await?;
+    let dns_addr = tcp.local_addr().map_err(|e| DnsError::Bind {
         addr: config.listen,
-        proto: "udp",
+        proto: "tcp",
         source: e,
     })?;
 
@@ -206,9 +230,31 @@ pub async fn start(config: DnsConfig, shutdown: CancellationToken) -> Result<Run
         None => None,
     };
 
-    let handler = Handler::new(zone, forwarder, metrics);
+    let handler = Handler::new(zone.clone(), forwarder, metrics);
+    let udp_context = Arc::new(udp::Context {
+        handler: handler.clone(),
+        zone,
+        cache: AnswerCache::new(udp::ANSWER_CACHE_BYTES),
+        upstream_tasks: TaskTracker::new(),
+    });
+    for socket in udp_sockets {
+        let socket = UdpSocket::from_std(socket).map_err(|e| DnsError::Bind {
+            addr: dns_addr,
+            proto: "udp",
+            source: e,
+        })?;
+        let (cx, token) = (udp_context.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            udp::serve(socket, cx.clone(), token)
+                .await
+                .map_err(|e| DnsError::Server(format!("the UDP socket failed: {e}")))?;
+            // In-flight upstream answers get the same grace as TCP's.
+            cx.upstream_tasks.close();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, cx.upstream_tasks.wait()).await;
+            Ok(())
+        });
+    }
     let mut server = Server::new(handler);
-    server.register_socket(udp);
     server.register_listener(tcp, TCP_IDLE_TIMEOUT, TCP_RESPONSE_BUFFER);
     let token = shutdown.clone();
     tasks.spawn(async move {

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use niwa_client::runtime::watcher::{self, Event};
 use niwa_client::{Api, Object};
-use parking_lot::RwLock;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::shared_zone::SharedZone;
 use crate::zone::{ObjectKey, Zone};
 
 /// A kind the zone is built from.
@@ -84,7 +84,7 @@ impl Synced {
 /// Applies the events of one kind to the zone until `shutdown`.
 pub async fn run<K: ZoneObject>(
     api: Api<K>,
-    zone: Arc<RwLock<Zone>>,
+    zone: Arc<SharedZone>,
     synced: Arc<Synced>,
     shutdown: CancellationToken,
 ) {
@@ -96,7 +96,7 @@ pub async fn run<K: ZoneObject>(
 
 async fn apply_events<K: ZoneObject>(
     api: Api<K>,
-    zone: Arc<RwLock<Zone>>,
+    zone: Arc<SharedZone>,
     synced: Arc<Synced>,
     shutdown: CancellationToken,
 ) {
@@ -136,7 +136,7 @@ async fn apply_events<K: ZoneObject>(
                 {
                     seen.insert(key);
                 }
-                K::apply(&mut zone.write(), &object);
+                zone.update(|z| K::apply(z, &object));
             }
             Event::InitDone => {
                 let seen = listing.take().unwrap_or_default();
@@ -145,16 +145,16 @@ async fn apply_events<K: ZoneObject>(
                     objects = seen.len(),
                     "listed"
                 );
-                K::retain(&mut zone.write(), &seen);
+                zone.update(|z| K::retain(z, &seen));
                 if first_sync {
                     first_sync = false;
                     synced.mark();
                 }
             }
-            Event::Apply(object) => K::apply(&mut zone.write(), &object),
+            Event::Apply(object) => zone.update(|z| K::apply(z, &object)),
             Event::Delete(object) => {
                 if let Some(key) = ObjectKey::of(object.metadata()) {
-                    K::delete(&mut zone.write(), &key);
+                    zone.update(|z| K::delete(z, &key));
                 }
             }
         }

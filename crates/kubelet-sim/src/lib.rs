@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod grpc_health;
 pub mod images;
 pub mod logs;
 pub mod metrics;

@@ -27,6 +27,10 @@ pub fn go_duration(d: Duration) -> String {
     if total_ms == 0 {
         return "0s".to_string();
     }
+    // Go prints durations under a second in the largest unit below it: "500ms".
+    if total_ms < 1000 {
+        return format!("{total_ms}ms");
+    }
     let hours = total_ms / 3_600_000;
     let minutes = (total_ms / 60_000) % 60;
     let millis = total_ms % 60_000;
@@ -96,6 +100,8 @@ mod tests {
     #[test]
     fn go_duration_matches_go() {
         assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
         assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
         assert_eq!(go_duration(Duration::from_secs(3661)), "1h1m1s");

@@ -3,8 +3,12 @@
 //! its nodes), runtime reports and its own timers, steps the machines, hands their actions to the
 //! runtime, and gives changed statuses to the [`writer::StatusWriter`].
 
+mod dispatch;
+mod index;
 pub mod ipam;
 pub mod writer;
+
+pub use index::{IndexedPod, PodIndex};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -14,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus};
 use niwa_client::runtime::watcher;
-use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -26,55 +29,6 @@ use crate::runtime::{EventSink, PodHandle, Runtime, RuntimeEvent, Scheduled};
 use crate::time::{Timestamp, after, elapsed};
 use ipam::Ipam;
 use writer::StatusWriter;
-
-/// What the API server needs to know about a pod this process runs.
-#[derive(Clone, Debug)]
-pub struct IndexedPod {
-    pub handle: PodHandle,
-    pub status: Arc<PodStatus>,
-}
-
-/// Pods by namespace and name, for the kubelet API (logs, exec).
-#[derive(Debug, Default)]
-pub struct PodIndex {
-    pods: RwLock<HashMap<(String, String), IndexedPod>>,
-}
-
-impl PodIndex {
-    pub fn get(&self, namespace: &str, name: &str) -> Option<IndexedPod> {
-        self.pods
-            .read()
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()
-    }
-
-    pub fn len(&self) -> usize {
-        self.pods.read().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn put(&self, handle: &PodHandle, status: Arc<PodStatus>) {
-        let key = (handle.namespace().to_string(), handle.name().to_string());
-        self.pods.write().insert(
-            key,
-            IndexedPod {
-                handle: handle.clone(),
-                status,
-            },
-        );
-    }
-
-    fn remove(&self, namespace: &str, name: &str, uid: &str) {
-        let mut pods = self.pods.write();
-        let key = (namespace.to_string(), name.to_string());
-        if pods.get(&key).is_some_and(|p| p.handle.uid == uid) {
-            pods.remove(&key);
-        }
-    }
-}
 
 /// Messages to the driver from the rest of the kubelet.
 #[derive(Debug)]
@@ -432,115 +386,6 @@ impl Driver {
             self.finish(uid, entry);
         } else {
             self.pods.insert(uid.to_string(), entry);
-        }
-    }
-
-    fn dispatch(
-        &mut self,
-        entry: &mut PodEntry,
-        action: Action,
-        now: Timestamp,
-        immediate: &mut Vec<Event>,
-        remove: &mut bool,
-    ) {
-        let rt = &self.runtime;
-        let h = &entry.handle;
-        let scheduled: Vec<Scheduled> = match action {
-            // hostNetwork pods have the node's address, as in Kubernetes (no IP of their own).
-            Action::CreateSandbox if host_network(&h.pod) => {
-                rt.create_sandbox(h, h.node.ip, &self.sink)
-            }
-            Action::CreateSandbox => {
-                let node = &h.node.name;
-                match self
-                    .nodes
-                    .get_mut(node)
-                    .map(|slot| slot.ipam.allocate(&h.uid))
-                {
-                    Some(Ok(ip)) => rt.create_sandbox(h, ip, &self.sink),
-                    Some(Err(e)) => vec![Scheduled::now(Event::SandboxFailed {
-                        reason: "FailedCreatePodSandBox",
-                        message: e.to_string(),
-                    })],
-                    None => Vec::new(),
-                }
-            }
-            Action::StartContainer { container } => rt.start_container(h, &container, &self.sink),
-            Action::Probe {
-                container,
-                container_id,
-                kind,
-            } => rt.probe(h, &container, &container_id, kind, &self.sink),
-            Action::PreStop {
-                container,
-                container_id,
-                timeout,
-            } => rt.pre_stop(h, &container, &container_id, timeout, &self.sink),
-            Action::Signal {
-                container,
-                container_id,
-                signal,
-            } => rt.signal(h, &container, &container_id, signal, &self.sink),
-            Action::KillSandbox => {
-                if let Some(slot) = self.nodes.get_mut(&h.node.name) {
-                    slot.ipam.release(&h.uid);
-                }
-                rt.kill_sandbox(h, &self.sink)
-            }
-            Action::RemovePod => {
-                *remove = true;
-                Vec::new()
-            }
-            Action::Record {
-                type_,
-                reason,
-                message,
-                container,
-            } => {
-                self.record(h, type_, reason, message, container.as_deref());
-                Vec::new()
-            }
-        };
-        for s in scheduled {
-            if s.after.is_zero() {
-                immediate.push(s.event);
-            } else {
-                self.add_timer(after(now, s.after), Timer::Deliver(h.uid.clone(), s.event));
-            }
-        }
-    }
-
-    fn record(
-        &self,
-        h: &PodHandle,
-        type_: EventType,
-        reason: &'static str,
-        message: String,
-        container: Option<&str>,
-    ) {
-        let Some(tx) = &self.records else { return };
-        let field_path = container.and_then(|c| {
-            let spec = h.pod.spec.as_ref()?;
-            if spec.containers.iter().any(|x| x.name == c) {
-                return Some(format!("spec.containers{{{c}}}"));
-            }
-            spec.init_containers
-                .iter()
-                .flatten()
-                .any(|x| x.name == c)
-                .then(|| format!("spec.initContainers{{{c}}}"))
-        });
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            namespace: Some(h.namespace().to_string()),
-            name: Some(h.name().to_string()),
-            uid: Some(h.uid.clone()),
-            resource_version: h.pod.metadata.resource_version.clone(),
-            field_path,
-        };
-        if tx.try_send((reference, type_, reason, message)).is_err() {
-            debug!("event queue full; event dropped");
         }
     }
 

@@ -11,6 +11,7 @@
 //! | `dns-server-list`, `dns-suffix`, `etc-hosts` | print the nameservers, search domains, /etc/hosts |
 //! | `nslookup <name>` (niwa) | resolves a name through the pod's resolver; exit 1 when it does not resolve |
 //! | `connect <host:port> [--timeout=5s]` | exit 0 when a TCP connection succeeds, 1 otherwise |
+//! | `grpc-health-checking [--port=5000] [--http-port=8080] [--service=] [--delay-unhealthy-sec=-1]` | `grpc.health.v1.Health` for gRPC probes; HTTP `/make-serving`, `/make-not-serving` flip it ([`super::grpc_health`]) |
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -64,7 +65,7 @@ fn port(named: &HashMap<String, String>, key: &str, default: u16) -> u16 {
 pub async fn main(args: &[String]) -> i32 {
     let Some((sub, rest)) = args.split_first() else {
         eprintln!(
-            "Usage: agnhost <subcommand> [flags]; subcommands: netexec, serve-hostname, liveness, test-webserver, pause, dns-server-list, dns-suffix, etc-hosts, nslookup, connect"
+            "Usage: agnhost <subcommand> [flags]; subcommands: netexec, serve-hostname, liveness, test-webserver, pause, dns-server-list, dns-suffix, etc-hosts, nslookup, connect, grpc-health-checking"
         );
         return USAGE;
     };
@@ -80,6 +81,7 @@ pub async fn main(args: &[String]) -> i32 {
         "serve-hostname" => serve_text(port(&named, "port", 9376), hostname()).await,
         "test-webserver" => serve_text(port(&named, "port", 80), "Hello World!".to_string()).await,
         "liveness" => liveness().await,
+        "grpc-health-checking" => super::grpc_health::main(&named).await,
         "pause" => {
             stopped().await;
             0

@@ -10,6 +10,7 @@
 //! * `pause` — does nothing until stopped.
 
 pub mod agnhost;
+pub mod grpc_health;
 pub mod web;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

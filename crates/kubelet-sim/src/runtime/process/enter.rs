@@ -24,8 +24,9 @@ use std::process::Command;
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::unistd::{chdir, chroot, sethostname};
+use nix::unistd::{Gid, Uid, chdir, chroot, setgid, setgroups, sethostname, setuid};
 
+use super::identity::{ProcessUser, parse_proc_status};
 use super::layout::{LaunchSpec, PrivateRoot};
 
 /// The marker the shim waits for before it reports the container as started.
@@ -83,6 +84,14 @@ pub fn enter(launch: &Path) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    if let Some(user) = &spec.user
+        && let Err(e) = become_user(user)
+    {
+        return fail(&format!(
+            "failed to start container process: cannot run as user {} group {}: {e}",
+            user.uid, user.gid
+        ));
+    }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(EXEC_MARKER);
     let _ = out.flush();
@@ -393,6 +402,18 @@ pub fn join(pid: u32, argv: &[String], tty: bool) -> i32 {
         Ok(p) => p,
         Err(e) => return report_exec_failure(&e),
     };
+    // The session runs as the container does (its securityContext user and groups).
+    let theirs = fs::read_to_string(proc_dir.join("status"))
+        .ok()
+        .and_then(|s| parse_proc_status(&s));
+    let ours = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_proc_status(&s));
+    if let Some(user) = theirs.filter(|t| Some(t) != ours.as_ref())
+        && let Err(e) = become_user(&user)
+    {
+        return report_exec_failure(&format!("run as user {} group {}: {e}", user.uid, user.gid));
+    }
     let err = Command::new(&program)
         .arg0(&argv[0])
         .args(&argv[1..])
@@ -400,6 +421,15 @@ pub fn join(pid: u32, argv: &[String], tty: bool) -> i32 {
         .envs(env)
         .exec();
     report_exec_failure(&format!("exec: {:?}: {err}", argv[0]))
+}
+
+/// Drops to `user`: supplementary groups, then the group, then the user (the order that keeps
+/// the privilege each step needs).
+fn become_user(user: &ProcessUser) -> nix::Result<()> {
+    let groups: Vec<Gid> = user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&groups)?;
+    setgid(Gid::from_raw(user.gid))?;
+    setuid(Uid::from_raw(user.uid))
 }
 
 fn namespace_differs(pid: u32, ns: &str) -> bool {

@@ -161,6 +161,10 @@ pub struct LaunchSpec {
     pub pid: PathBuf,
     /// The cgroup (v1 memory controller) to run in, when a memory limit applies.
     pub memory_cgroup: Option<PathBuf>,
+    /// Run as this user and these groups (the securityContext); `None`: as the runtime's user.
+    /// Absent in the launch files of older kubelets.
+    #[serde(default)]
+    pub user: Option<super::identity::ProcessUser>,
 }
 
 /// A private root: an overlay over the host's `/` plus bind mounts.

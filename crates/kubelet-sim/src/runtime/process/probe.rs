@@ -1,15 +1,22 @@
-//! Probe and lifecycle-hook handlers of the process runtime: HTTP GET, TCP connect and exec (in
-//! the container, through `niwa-kubelet enter --join`), with the kubelet's timeouts, success rule
-//! (HTTP 200–399) and failure messages.
+//! Probe and lifecycle-hook handlers of the process runtime: HTTP GET, TCP connect, gRPC health
+//! check and exec (in the container, through `niwa-kubelet enter --join`), with the kubelet's
+//! timeouts, success rules (HTTP 200–399, gRPC SERVING) and failure messages.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, ExecAction, HTTPGetAction, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, GRPCAction, HTTPGetAction, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::grpc_health::HealthCheckRequest;
+use crate::grpc_health::health_check_response::ServingStatus;
+use crate::grpc_health::health_client::HealthClient;
+use crate::time::go_duration;
 
 /// A probe's (or hook's) outcome: success, or failure with the kubelet's message.
 pub type Outcome = Result<(), String>;
@@ -145,6 +152,71 @@ pub async fn tcp_socket(
     }
 }
 
+/// gRPC: `grpc.health.v1.Health/Check` of `service` (default "") on the pod IP and `port`,
+/// plaintext; SERVING is success. Like the kubelet (pkg/probe/grpc), the connection is retried
+/// until the timeout (gRPC's blocking dial), and the messages are its messages.
+pub async fn grpc(action: &GRPCAction, pod_ip: &str, timeout: Duration) -> Outcome {
+    let port = u16::try_from(action.port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("invalid port number: {}", action.port))?;
+    let addr = format!("{pod_ip}:{port}");
+    let within = go_duration(timeout);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .user_agent("kube-probe/1.33")
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?;
+    let connect = async {
+        loop {
+            match endpoint.connect().await {
+                Ok(channel) => return channel,
+                // Refused or reset: the server may be starting; gRPC's blocking dial retries.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    };
+    let Ok(channel) = tokio::time::timeout_at(deadline, connect).await else {
+        return Err(format!(
+            "timeout: failed to connect service {addr:?} within {within}: context deadline exceeded"
+        ));
+    };
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: action.service.clone().unwrap_or_default(),
+    });
+    request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+    let rpc_timeout = || format!("timeout: health rpc did not complete within {within}");
+    let response = match tokio::time::timeout_at(
+        deadline,
+        HealthClient::new(channel).check(request),
+    )
+    .await
+    {
+        Err(_) => return Err(rpc_timeout()),
+        Ok(Ok(r)) => r.into_inner(),
+        Ok(Err(status)) => {
+            return Err(match status.code() {
+                tonic::Code::Unimplemented => format!(
+                    "this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+                    status.message()
+                ),
+                tonic::Code::DeadlineExceeded => rpc_timeout(),
+                code => format!(
+                    "error: health rpc probe failed: rpc error: code = {code:?} desc = {}",
+                    status.message()
+                ),
+            });
+        }
+    };
+    match response.status() {
+        ServingStatus::Serving => Ok(()),
+        other => Err(format!(
+            "service unhealthy (responded with {:?})",
+            other.as_str_name()
+        )),
+    }
+}
+
 /// Runs a command in the container; exit code 0 is success, else its output is the message.
 pub async fn exec(action: &ExecAction, exe: &Path, pid: u32, timeout: Duration) -> Outcome {
     let command = action.command.clone().unwrap_or_default();
@@ -181,6 +253,76 @@ pub async fn exec(action: &ExecAction, exe: &Path, pid: u32, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `grpc.health.v1` server (agnhost's) on a free loopback port; its status switch.
+    async fn health_server(service: &str) -> (u16, tokio::sync::watch::Sender<ServingStatus>) {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let status = tokio::sync::watch::Sender::new(ServingStatus::Serving);
+        let server = tonic::transport::Server::builder()
+            .add_service(crate::images::builtin::grpc_health::health_server(
+                service,
+                status.clone(),
+            ))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        tokio::spawn(server);
+        (port, status)
+    }
+
+    fn grpc_action(port: u16, service: Option<&str>) -> GRPCAction {
+        GRPCAction {
+            port: i32::from(port),
+            service: service.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_report_what_the_kubelet_reports() {
+        let timeout = Duration::from_millis(500);
+        let (port, status) = health_server("").await;
+        assert_eq!(
+            grpc(&grpc_action(port, None), "127.0.0.1", timeout).await,
+            Ok(())
+        );
+        assert_eq!(
+            grpc(&grpc_action(port, Some("")), "127.0.0.1", timeout).await,
+            Ok(())
+        );
+        status.send_replace(ServingStatus::NotServing);
+        assert_eq!(
+            grpc(&grpc_action(port, None), "127.0.0.1", timeout).await,
+            Err("service unhealthy (responded with \"NOT_SERVING\")".to_string())
+        );
+        assert_eq!(
+            grpc(&grpc_action(port, Some("db")), "127.0.0.1", timeout).await,
+            Err(
+                "error: health rpc probe failed: rpc error: code = NotFound desc = unknown service"
+                    .to_string()
+            )
+        );
+        // Nothing listens: gRPC's blocking dial gives up at the probe's timeout.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string());
+            l.and_then(|l| l.local_addr().map_err(|e| e.to_string()))
+                .map(|a| a.port())
+                .unwrap_or(1)
+        };
+        let started = std::time::Instant::now();
+        assert_eq!(
+            grpc(&grpc_action(closed, None), "127.0.0.1", timeout).await,
+            Err(format!(
+                "timeout: failed to connect service \"127.0.0.1:{closed}\" within 500ms: context deadline exceeded"
+            ))
+        );
+        assert!(started.elapsed() >= timeout);
+        assert_eq!(
+            grpc(&grpc_action(0, None), "127.0.0.1", timeout).await,
+            Err("invalid port number: 0".to_string())
+        );
+    }
 
     #[tokio::test]
     async fn http_and_tcp_probes() {

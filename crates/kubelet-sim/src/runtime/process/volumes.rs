@@ -412,7 +412,17 @@ pub async fn setup(
         let dir = volumes_dir.join(&v.name);
         let hv = if v.empty_dir.is_some() {
             fs::create_dir_all(&dir).map_err(|e| failed(e.to_string()))?;
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777))
+            // With an fsGroup the directory belongs to that group, setgid so that what the
+            // containers write in it does too (the kubelet's volume ownership management).
+            let mode = match super::identity::fs_group(pod) {
+                Some(group) => {
+                    std::os::unix::fs::chown(&dir, None, Some(group))
+                        .map_err(|e| failed(format!("chown to fsGroup {group}: {e}")))?;
+                    0o2777
+                }
+                None => 0o777,
+            };
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
                 .map_err(|e| failed(e.to_string()))?;
             HostVolume {
                 path: dir,

@@ -6,113 +6,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{
-    Cluster, condition, container, kill_containers, phase, restarts, wait_gone, wait_pod,
-};
+use common::process::{ProcessCluster, http_get, pod_ip};
+use common::{condition, container, phase, restarts, wait_gone, wait_pod};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use niwa_client::{Api, DeleteParams};
-use niwa_kubelet::config::RuntimeKind;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
-
-/// A process-runtime cluster plus a kubeconfig for kubectl; the temp dir holds the kubelet's root.
-struct ProcessCluster {
-    c: Cluster,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl ProcessCluster {
-    async fn start() -> ProcessCluster {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let root = dir.path().join("kubelet");
-        let c = Cluster::start(RuntimeKind::Process, |cfg| {
-            cfg.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_niwa-kubelet")));
-            cfg.root_dir = root;
-            cfg.volume_resync = Duration::from_millis(300);
-            cfg.machine.restart_backoff.initial = Duration::from_millis(300);
-            cfg.machine.restart_backoff.max = Duration::from_secs(2);
-        })
-        .await;
-        let kubeconfig = dir.path().join("kubeconfig");
-        if let Err(e) = c.cp.write_kubeconfig(&kubeconfig) {
-            panic!("write kubeconfig: {e}");
-        }
-        ProcessCluster { c, dir, kubeconfig }
-    }
-
-    /// Runs kubectl against this cluster; (exit code, stdout, stderr).
-    async fn kubectl(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        let out = match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => panic!("kubectl on PATH: {e}"),
-            Err(_) => panic!("kubectl {args:?} did not finish in 60 s"),
-        };
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// kubectl that must succeed; its stdout.
-    async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.kubectl(args).await;
-        assert_eq!(code, 0, "kubectl {args:?} failed: {out}{err}");
-        out
-    }
-
-    fn node_override(&self) -> String {
-        json!({"spec": {"nodeName": self.c.node_name()}}).to_string()
-    }
-}
-
-impl Drop for ProcessCluster {
-    /// Container processes outlive the kubelet by design (their shims keep them, so a restarted
-    /// kubelet adopts them): kill the ones this test started.
-    fn drop(&mut self) {
-        kill_containers(&self.dir.path().join("kubelet"));
-    }
-}
-
-/// A plain HTTP/1.0 GET (no client library: exactly what curl sends).
-async fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn pod_ip(p: &k8s_openapi::api::core::v1::Pod) -> String {
-    p.status
-        .as_ref()
-        .and_then(|s| s.pod_ip.clone())
-        .unwrap_or_default()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_run_nginx_serves_http_with_logs_and_exec() {
@@ -474,128 +378,6 @@ async fn readiness_probe_flips_the_ready_condition() {
     let set = http_get(&addr, "/setready?code=200").await;
     assert!(set.is_ok(), "{set:?}");
     wait_pod(&pods, "net", T, |p| condition(p, "Ready") == "True").await;
-}
-
-/// Kubernetes' gRPC-probe walkthrough (kubernetes.io blog "gRPC container probes"): agnhost
-/// `grpc-health-checking` with a gRPC readiness probe; `/make-not-serving` makes the pod not
-/// ready with the kubelet's message, `/make-serving` ready again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_readiness_probe_follows_the_health_service() {
-    let pc = ProcessCluster::start().await;
-    pc.c.create_pod(json!({
-        "metadata": {"name": "test-grpc"},
-        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-            "name": "agnhost", "image": "registry.k8s.io/e2e-test-images/agnhost:2.35",
-            "command": ["/agnhost", "grpc-health-checking"],
-            "ports": [{"containerPort": 5000}, {"containerPort": 8080}],
-            "readinessProbe": {"grpc": {"port": 5000}, "periodSeconds": 1, "failureThreshold": 1},
-        }]},
-    }))
-    .await;
-    let pods = pc.c.pods();
-    let p = wait_pod(&pods, "test-grpc", T, |p| condition(p, "Ready") == "True").await;
-    let addr = format!("{}:8080", pod_ip(&p));
-    let set = http_get(&addr, "/make-not-serving").await;
-    assert!(
-        set.as_ref().is_ok_and(|r| r.contains("NOT_SERVING")),
-        "{set:?}"
-    );
-    let p = wait_pod(&pods, "test-grpc", T, |p| condition(p, "Ready") == "False").await;
-    assert_eq!(phase(&p), "Running");
-    let events = pc
-        .kubectl_ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=test-grpc",
-        ])
-        .await;
-    assert!(
-        events.contains(
-            r#"Readiness probe failed: service unhealthy (responded with "NOT_SERVING")"#
-        ),
-        "{events}"
-    );
-    let set = http_get(&addr, "/make-serving").await;
-    assert!(set.is_ok(), "{set:?}");
-    wait_pod(&pods, "test-grpc", T, |p| condition(p, "Ready") == "True").await;
-}
-
-/// kubernetes.io "Configure a Security Context for a Pod": runAsUser 1000, runAsGroup 3000,
-/// fsGroup 2000. The process and `kubectl exec` sessions run as 1000:3000 with group 2000, and a
-/// file made in the emptyDir belongs to 1000:2000; runAsNonRoot without a user does not start.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn security_context_users_and_fs_group() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: changing users needs root");
-        return;
-    }
-    let pc = ProcessCluster::start().await;
-    pc.c.create_pod(json!({
-        "metadata": {"name": "security-context-demo"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000},
-            "volumes": [{"name": "sec-ctx-vol", "emptyDir": {}}],
-            "containers": [{
-                "name": "sec-ctx-demo", "image": "busybox:1.28",
-                "command": ["sh", "-c", "sleep 1h"],
-                "volumeMounts": [{"name": "sec-ctx-vol", "mountPath": "/data/demo"}],
-                "securityContext": {"allowPrivilegeEscalation": false},
-            }],
-        },
-    }))
-    .await;
-    let pods = pc.c.pods();
-    wait_pod(&pods, "security-context-demo", T, |p| {
-        condition(p, "Ready") == "True"
-    })
-    .await;
-    let id = pc
-        .kubectl_ok(&[
-            "exec",
-            "security-context-demo",
-            "--",
-            "sh",
-            "-c",
-            "id -u; id -g; id -G",
-        ])
-        .await;
-    let lines: Vec<&str> = id.lines().collect();
-    assert_eq!(lines.first(), Some(&"1000"), "{id}");
-    assert_eq!(lines.get(1), Some(&"3000"), "{id}");
-    let mut groups: Vec<&str> = lines
-        .get(2)
-        .map(|g| g.split_whitespace().collect())
-        .unwrap_or_default();
-    groups.sort_unstable();
-    assert_eq!(groups, ["2000", "3000"], "{id}");
-    let owner = pc
-        .kubectl_ok(&[
-            "exec", "security-context-demo", "--", "sh", "-c",
-            "echo hello > /data/demo/testfile && stat -c '%u %g' /data/demo/testfile && stat -c '%g %A' /data/demo",
-        ])
-        .await;
-    assert_eq!(owner, "1000 2000\n2000 drwxrwsrwx\n");
-
-    pc.c.create_pod(json!({
-        "metadata": {"name": "non-root"},
-        "spec": {
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true},
-            "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}],
-        },
-    }))
-    .await;
-    let p = wait_pod(&pods, "non-root", T, |p| {
-        container(p, "c")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
-    })
-    .await;
-    let message = container(&p, "c")["state"]["waiting"]["message"].to_string();
-    assert!(
-        message.contains("container has runAsNonRoot and image will run as root"),
-        "{message}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

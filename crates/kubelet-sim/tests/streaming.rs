@@ -11,82 +11,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Cluster, condition, kill_containers, wait_pod};
-use niwa_kubelet::config::RuntimeKind;
-use serde_json::json;
+use common::process::ProcessCluster;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const T: Duration = Duration::from_secs(30);
-
-struct ProcessCluster {
-    c: Cluster,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl ProcessCluster {
-    async fn start() -> ProcessCluster {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
-        let root = dir.path().join("kubelet");
-        let c = Cluster::start(RuntimeKind::Process, |cfg| {
-            cfg.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_niwa-kubelet")));
-            cfg.root_dir = root;
-        })
-        .await;
-        let kubeconfig = dir.path().join("kubeconfig");
-        if let Err(e) = c.cp.write_kubeconfig(&kubeconfig) {
-            panic!("write kubeconfig: {e}");
-        }
-        ProcessCluster { c, dir, kubeconfig }
-    }
-
-    fn command(&self, program: &str) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.env("HOME", self.dir.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self
-            .command("kubectl")
-            .args(args)
-            .stdin(Stdio::null())
-            .output();
-        let out = match tokio::time::timeout(Duration::from_secs(60), out).await {
-            Ok(Ok(o)) => o,
-            other => panic!("kubectl {args:?}: {other:?}"),
-        };
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// `kubectl run <name> --image=nginx` on this cluster's node, Ready.
-    async fn nginx(&self, name: &str) {
-        let over = json!({"spec": {"nodeName": self.c.node_name()}}).to_string();
-        self.kubectl_ok(&[
-            "run",
-            name,
-            "--image=nginx",
-            "--port=80",
-            &format!("--overrides={over}"),
-        ])
-        .await;
-        wait_pod(&self.c.pods(), name, T, |p| condition(p, "Ready") == "True").await;
-    }
-}
-
-impl Drop for ProcessCluster {
-    fn drop(&mut self) {
-        kill_containers(&self.dir.path().join("kubelet"));
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

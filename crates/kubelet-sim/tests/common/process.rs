@@ -1,0 +1,129 @@
+//! A kubelet with the process runtime against an in-process control plane, plus a kubeconfig for
+//! the real `kubectl`: what the process, streaming and probe tests share.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use niwa_kubelet::config::RuntimeKind;
+use serde_json::json;
+
+use super::{Cluster, condition, kill_containers, wait_pod};
+
+const T: Duration = Duration::from_secs(30);
+
+/// A process-runtime cluster plus a kubeconfig for kubectl; the temp dir holds the kubelet's root.
+pub struct ProcessCluster {
+    pub c: Cluster,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl ProcessCluster {
+    pub async fn start() -> ProcessCluster {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let root = dir.path().join("kubelet");
+        let c = Cluster::start(RuntimeKind::Process, |cfg| {
+            cfg.exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_niwa-kubelet")));
+            cfg.root_dir = root;
+            cfg.volume_resync = Duration::from_millis(300);
+            cfg.machine.restart_backoff.initial = Duration::from_millis(300);
+            cfg.machine.restart_backoff.max = Duration::from_secs(2);
+        })
+        .await;
+        let kubeconfig = dir.path().join("kubeconfig");
+        if let Err(e) = c.cp.write_kubeconfig(&kubeconfig) {
+            panic!("write kubeconfig: {e}");
+        }
+        ProcessCluster { c, dir, kubeconfig }
+    }
+
+    /// Runs kubectl against this cluster; (exit code, stdout, stderr).
+    pub async fn kubectl(&self, args: &[&str]) -> (i32, String, String) {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let out = match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => panic!("kubectl on PATH: {e}"),
+            Err(_) => panic!("kubectl {args:?} did not finish in 60 s"),
+        };
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// kubectl that must succeed; its stdout.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.kubectl(args).await;
+        assert_eq!(code, 0, "kubectl {args:?} failed: {out}{err}");
+        out
+    }
+
+    pub fn node_override(&self) -> String {
+        json!({"spec": {"nodeName": self.c.node_name()}}).to_string()
+    }
+
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env("HOME", self.dir.path())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// `kubectl run <name> --image=nginx` on this cluster's node, Ready.
+    pub async fn nginx(&self, name: &str) {
+        let over = json!({"spec": {"nodeName": self.c.node_name()}}).to_string();
+        self.kubectl_ok(&[
+            "run",
+            name,
+            "--image=nginx",
+            "--port=80",
+            &format!("--overrides={over}"),
+        ])
+        .await;
+        wait_pod(&self.c.pods(), name, T, |p| condition(p, "Ready") == "True").await;
+    }
+}
+
+impl Drop for ProcessCluster {
+    /// Container processes outlive the kubelet by design (their shims keep them, so a restarted
+    /// kubelet adopts them): kill the ones this test started.
+    fn drop(&mut self) {
+        kill_containers(&self.dir.path().join("kubelet"));
+    }
+}
+
+/// A plain HTTP/1.0 GET (no client library: exactly what curl sends).
+pub async fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+pub fn pod_ip(p: &k8s_openapi::api::core::v1::Pod) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_default()
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{condition, kill_containers, random_block, wait_pod};
+use common::{condition, http_get, kill_containers, random_block, wait_pod};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use niwa_client::Api;
 use niwa_testkit::ControlPlane;
@@ -68,22 +68,6 @@ fn spawn_kubelet(api: &str, block: u8, n: u8, dir: &Path, ports: (u16, u16)) -> 
         .spawn()
         .unwrap_or_else(|e| panic!("spawn niwa-kubelet: {e}"));
     KubeletProcess { child, root }
-}
-
-async fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

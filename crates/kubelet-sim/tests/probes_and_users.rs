@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{ProcessCluster, http_get, pod_ip};
+use common::http_get;
+use common::process::{ProcessCluster, pod_ip};
 use common::{condition, container, phase, wait_pod};
 use serde_json::json;
 

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::process::{ProcessCluster, http_get, pod_ip};
+use common::http_get;
+use common::process::{ProcessCluster, pod_ip};
 use common::{condition, container, phase, restarts, wait_gone, wait_pod};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use niwa_client::{Api, DeleteParams};

@@ -58,6 +58,17 @@ impl Caches {
         }
     }
 
+    /// The cache of `info` if it is already running and holds a complete list; never starts one
+    /// nor waits (for callers that can go to the store instead, like `pods/binding`).
+    pub fn peek(&self, info: &'static ResourceInfo) -> Option<Arc<WatchCache>> {
+        let cache = self
+            .caches
+            .lock()
+            .get(&(info.group, info.plural))
+            .cloned()?;
+        (cache.revision() > 0).then_some(cache)
+    }
+
     /// The cache of `info`, started if needed, once it holds a complete list.
     pub async fn get(&self, info: &'static ResourceInfo) -> Result<Arc<WatchCache>, ApiError> {
         let cache = {

@@ -109,7 +109,7 @@ impl Cache {
         match &mut entry.info {
             Some(info) => {
                 let info = Arc::make_mut(info);
-                info.node = stat;
+                info.set_node(stat);
                 info.generation += 1;
             }
             None => {

@@ -67,9 +67,21 @@ impl NodeStatic {
 }
 
 /// A node with its pods and running totals.
+///
+/// The [`NodeStatic`] fields that every cycle's filters and scores read (`unschedulable`,
+/// whether there are taints, `allocatable`) are copied inline: a cycle walks hundreds of nodes,
+/// and each `Arc<NodeStatic>` was a second, dependent cache miss per node after the `NodeInfo`'s
+/// own — ~60 % of the scheduling thread's samples at 5,000 nodes (perf, docs/BENCHMARKS.md).
+/// Set through [`NodeInfo::set_node`] so the copies follow the node.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
     pub node: Arc<NodeStatic>,
+    /// `node.unschedulable`.
+    pub unschedulable: bool,
+    /// `!node.taints.is_empty()`.
+    pub has_taints: bool,
+    /// `node.allocatable`.
+    pub allocatable: Resource,
     pub pods: Vec<Arc<PodInfo>>,
     /// Pods with any (anti-)affinity term.
     pub pods_with_affinity: usize,
@@ -86,6 +98,9 @@ pub struct NodeInfo {
 impl NodeInfo {
     pub fn new(node: Arc<NodeStatic>) -> NodeInfo {
         NodeInfo {
+            unschedulable: node.unschedulable,
+            has_taints: !node.taints.is_empty(),
+            allocatable: node.allocatable.clone(),
             node,
             pods: Vec::new(),
             pods_with_affinity: 0,
@@ -96,6 +111,14 @@ impl NodeInfo {
             used_ports: Vec::new(),
             generation: 0,
         }
+    }
+
+    /// Replaces the node object (keeping the pods).
+    pub fn set_node(&mut self, node: Arc<NodeStatic>) {
+        self.unschedulable = node.unschedulable;
+        self.has_taints = !node.taints.is_empty();
+        self.allocatable = node.allocatable.clone();
+        self.node = node;
     }
 
     pub fn name(&self) -> &str {

@@ -289,6 +289,11 @@ impl PodInfo {
 
     /// Whether the nodeSelector and required node affinity accept a node
     /// (kube's `nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)`).
+    /// Whether a nodeSelector or required node affinity constrains the pod.
+    pub fn has_node_constraints(&self) -> bool {
+        !self.node_selector.is_empty() || self.required_node_terms.is_some()
+    }
+
     pub fn matches_node_selector_and_affinity(&self, node_name: &str, labels: &Labels) -> bool {
         if !self
             .node_selector

@@ -7,7 +7,7 @@ use crate::pod_info::PodInfo;
 
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
     let mut reasons = Vec::new();
-    let alloc = &node.node.allocatable;
+    let alloc = &node.allocatable;
     if node.pods.len() as i64 + 1 > alloc.allowed_pod_number {
         reasons.push("Too many pods".to_string());
     }
@@ -52,7 +52,7 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 /// LeastAllocated over cpu and memory (weights 1), using non-zero requests (100m/200Mi for
 /// containers that request nothing). No normalisation.
 pub fn least_allocated_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let alloc = &node.node.allocatable;
+    let alloc = &node.allocatable;
     let mut sum = 0;
     let mut weights = 0;
     for (capacity, requested) in [
@@ -77,7 +77,7 @@ pub fn least_allocated_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
 /// BalancedAllocation over cpu and memory, using the real requests: (1 - |f_cpu - f_mem| / 2) * 100
 /// where f is the requested fraction (capped at 1). No normalisation.
 pub fn balanced_allocation_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let alloc = &node.node.allocatable;
+    let alloc = &node.allocatable;
     let req = &pod.requests.requested;
     let mut fractions = [0f64; 2];
     let mut n = 0;

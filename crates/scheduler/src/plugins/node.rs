@@ -35,6 +35,9 @@ pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
 
 /// The first NoSchedule/NoExecute taint the pod does not tolerate.
 pub fn untolerated_taint<'a>(node: &'a NodeInfo, tolerations: &[Toleration]) -> Option<&'a Taint> {
+    if !node.has_taints {
+        return None; // without touching the NodeStatic (see NodeInfo)
+    }
     node.node.taints.iter().find(|t| {
         (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tolerations, t)
     })
@@ -42,7 +45,7 @@ pub fn untolerated_taint<'a>(node: &'a NodeInfo, tolerations: &[Toleration]) -> 
 
 /// NodeUnschedulable: `spec.unschedulable` nodes, unless the pod tolerates the unschedulable taint.
 pub fn node_unschedulable(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
-    if !node.node.unschedulable {
+    if !node.unschedulable {
         return Ok(());
     }
     let taint = Taint {
@@ -91,6 +94,9 @@ pub fn taint_toleration(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
 /// TaintToleration score (raw): the number of PreferNoSchedule taints the pod does not tolerate.
 /// Normalised with `default_normalize(reverse = true)`.
 pub fn taint_toleration_score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+    if !node.has_taints {
+        return 0;
+    }
     let prefer: Vec<&Toleration> = pod
         .tolerations
         .iter()

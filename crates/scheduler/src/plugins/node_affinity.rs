@@ -8,7 +8,10 @@ use crate::pod_info::PodInfo;
 pub const ERR_REASON_POD: &str = "node(s) didn't match Pod's node affinity/selector";
 
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> FilterResult {
-    if pod.matches_node_selector_and_affinity(node.name(), node.labels()) {
+    // A pod without constraints fits without reading the node's labels (see NodeInfo).
+    if !pod.has_node_constraints()
+        || pod.matches_node_selector_and_affinity(node.name(), node.labels())
+    {
         Ok(())
     } else {
         Err(Rejection::new(

@@ -139,6 +139,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
             "binding",
             "log",
             "exec",
+            "attach",
             "eviction",
             "ephemeralcontainers",
             "portforward"

@@ -1,5 +1,6 @@
-//! `kubectl exec` through niwa: WebSocket (v5.channel.k8s.io) from kubectl, the kubelet's Exec
-//! stream behind it (a fake kubelet here: `cat` echoes stdin, `sh -c 'exit N'` exits with N).
+//! `kubectl exec` and `kubectl attach` through niwa: WebSocket (v5.channel.k8s.io) from kubectl,
+//! the kubelet's Exec and Attach streams behind it (a fake kubelet here: `cat` echoes stdin,
+//! `sh -c 'exit N'` exits with N; an attached container echoes stdin as `cat` would).
 
 mod kubectl_common;
 
@@ -28,6 +29,7 @@ fn out(o: exec_output::Output) -> Result<ExecOutput, Status> {
 impl Kubelet for FakeKubelet {
     type LogsStream = Chunks;
     type ExecStream = ExecOut;
+    type AttachStream = ExecOut;
     type PortForwardStream = PortForwardOut;
 
     async fn logs(&self, _req: Request<LogsRequest>) -> Result<Response<Chunks>, Status> {
@@ -45,6 +47,20 @@ impl Kubelet for FakeKubelet {
         let command = start.command.clone();
         let stream = async_stream(command, input);
         Ok(Response::new(stream))
+    }
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<ExecInput>>,
+    ) -> Result<Response<ExecOut>, Status> {
+        let mut input = req.into_inner();
+        match input.next().await {
+            Some(Ok(ExecInput {
+                input: Some(exec_input::Input::Start(start)),
+            })) if start.command.is_empty() && start.container == "app" => {}
+            other => return Err(Status::invalid_argument(format!("start: {other:?}"))),
+        }
+        Ok(Response::new(async_stream(vec!["cat".into()], input)))
     }
 
     async fn port_forward(
@@ -128,7 +144,7 @@ kind: Pod
 metadata: {name: app}
 spec:
   nodeName: node-1
-  containers: [{name: app, image: busybox}]
+  containers: [{name: app, image: busybox, stdin: true}]
 ";
     c.with_manifest(&["create"], pod).await.ok();
 
@@ -147,4 +163,12 @@ spec:
         out.stderr.contains("command terminated with exit code 3"),
         "{out:#?}"
     );
+
+    // `kubectl attach -i`: stdin reaches the kubelet's Attach stream, its output comes back, and
+    // the session's end (after kubectl closed stdin) is a success.
+    let out = c
+        .kubectl_in(&["attach", "-i", "app"], "hello from attach\n")
+        .await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert!(out.stdout.contains("hello from attach"), "{out:#?}");
 }

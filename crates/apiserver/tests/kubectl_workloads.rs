@@ -231,6 +231,7 @@ type PortForwardOut =
 impl Kubelet for FakeKubelet {
     type LogsStream = Chunks;
     type ExecStream = ExecOut;
+    type AttachStream = ExecOut;
     type PortForwardStream = PortForwardOut;
 
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Chunks>, Status> {
@@ -255,6 +256,13 @@ impl Kubelet for FakeKubelet {
         _req: Request<tonic::Streaming<ExecInput>>,
     ) -> Result<Response<ExecOut>, Status> {
         Err(Status::unimplemented("exec"))
+    }
+
+    async fn attach(
+        &self,
+        _req: Request<tonic::Streaming<ExecInput>>,
+    ) -> Result<Response<ExecOut>, Status> {
+        Err(Status::unimplemented("attach"))
     }
 
     async fn port_forward(

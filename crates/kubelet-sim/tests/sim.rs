@@ -1,6 +1,7 @@
 //! The kubelet with the sim runtime against a real apiserver (in-process): node registration and
 //! heartbeats, pods bound by spec.nodeName driven through their lifecycle, logs over the kubelet
-//! API, many nodes in one process.
+//! API (and attach's clear refusal: a simulated container has no process), many nodes in one
+//! process.
 
 mod common;
 
@@ -10,8 +11,8 @@ use common::{Cluster, condition, container, phase, restarts, wait_gone, wait_pod
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
-use niwa_api::proto::kubelet::LogsRequest;
 use niwa_api::proto::kubelet::kubelet_client::KubeletClient;
+use niwa_api::proto::kubelet::{ExecInput, ExecStart, LogsRequest, exec_input};
 use niwa_client::{Api, DeleteParams};
 use niwa_kubelet::config::RuntimeKind;
 use serde_json::json;
@@ -268,6 +269,30 @@ async fn logs_are_served_over_the_kubelet_api() {
         })
         .await
         .map(|_| ());
+
+    // Attach: a clear error, not a fake session.
+    let start = ExecInput {
+        input: Some(exec_input::Input::Start(ExecStart {
+            namespace: "default".into(),
+            pod: "chatty".into(),
+            stdout: true,
+            ..Default::default()
+        })),
+    };
+    let err = client
+        .attach(futures::stream::iter([start]))
+        .await
+        .err()
+        .map(|e| niwa_api::ApiError::from_grpc(&e));
+    let Some(err) = err else {
+        panic!("attach to a simulated container succeeded");
+    };
+    assert_eq!(err.code(), 400, "{err:?}");
+    assert!(
+        err.message
+            .starts_with("attach is not supported by the sim runtime"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -149,70 +149,15 @@ async fn kubectl_port_forward_to_a_pod_and_a_service() {
     );
 }
 
-/// Runs argv[1..] on a new pseudo-terminal of 33 rows × 101 columns and, in `shell` mode, types
-/// two commands into it; prints everything the terminal showed and exits with the command's code.
-const PTY_DRIVER: &str = r##"
-import fcntl, os, pty, select, struct, sys, termios, time
-mode, argv = sys.argv[1], sys.argv[2:]
-pid, fd = pty.fork()
-if pid == 0:
-    fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    os.execvp(argv[0], argv)
-out = b""
-def read_until(token, timeout):
-    global out
-    tokens = [] if token is None else token if isinstance(token, list) else [token]
-    end = time.time() + timeout
-    while not any(t in out for t in tokens) and time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.2)
-        if r:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                return False
-            if not data:
-                return False
-            out += data
-    return any(t in out for t in tokens)
-if mode == "shell":
-    read_until([b"$ ", b"# "], 20)
-    os.write(fd, b"stty size; echo answer=$((40+2))\n")
-    read_until(b"answer=42", 20)
-    os.write(fd, b"exit 3\n")
-read_until(None, 30)
-_, status = os.waitpid(pid, 0)
-sys.stdout.buffer.write(out)
-sys.exit(os.waitstatus_to_exitcode(status))
-"##;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_exec_it_runs_on_a_terminal() {
     let pc = ProcessCluster::start().await;
     pc.nginx("web").await;
-    let driver = pc.dir.path().join("pty_driver.py");
-    if let Err(e) = std::fs::write(&driver, PTY_DRIVER) {
-        panic!("write driver: {e}");
-    }
+    let pc = &pc;
     let run = |mode: &'static str, command: &'static [&'static str]| {
-        let mut cmd = pc.command("python3");
-        cmd.arg(&driver)
-            .arg(mode)
-            .args(["kubectl", "exec", "-it", "web", "--"])
-            .args(command)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        async move {
-            let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await;
-            match out {
-                Ok(Ok(o)) => (
-                    o.status.code().unwrap_or(-1),
-                    String::from_utf8_lossy(&o.stdout).into_owned(),
-                    String::from_utf8_lossy(&o.stderr).into_owned(),
-                ),
-                other => panic!("kubectl exec -it: {other:?}"),
-            }
-        }
+        let mut args = vec!["exec", "-it", "web", "--"];
+        args.extend_from_slice(command);
+        async move { pc.kubectl_on_pty(mode, &args).await }
     };
 
     // A command on a TTY: it sees a terminal, and its exit code is kubectl's.

@@ -6,6 +6,7 @@
 //! resize (`{"Width":…,"Height":…}`), 255 close (v5: `[255, 0]` closes stdin). The kubelet call
 //! is made before the upgrade, so a bad pod/container/command is an ordinary HTTP error.
 //! SPDY (the pre-1.30 protocol) is not served; kubectl 1.33 uses WebSocket first.
+//! [`super::attach`] shares all of this but the query's `command` and the kubelet call.
 
 use axum::extract::FromRequestParts;
 use axum::extract::Request;
@@ -32,8 +33,8 @@ const ERROR: u8 = 3;
 const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
-/// The exec options of the query (`command` repeats).
-struct ExecQuery {
+/// The exec (or attach: no `command`) options of the query (`command` repeats).
+pub(super) struct ExecQuery {
     command: Vec<String>,
     container: String,
     stdin: bool,
@@ -42,7 +43,7 @@ struct ExecQuery {
     tty: bool,
 }
 
-fn exec_query(query: Option<&str>) -> Result<ExecQuery, ApiError> {
+pub(super) fn exec_query(query: Option<&str>) -> Result<ExecQuery, ApiError> {
     let uri: axum::http::Uri = format!("/?{}", query.unwrap_or_default())
         .parse()
         .map_err(|_| ApiError::bad_request("malformed query string"))?;
@@ -69,11 +70,6 @@ fn exec_query(query: Option<&str>) -> Result<ExecQuery, ApiError> {
             _ => {}
         }
     }
-    if q.command.is_empty() {
-        return Err(ApiError::bad_request(
-            "you must specify at least one command for the container",
-        ));
-    }
     Ok(q)
 }
 
@@ -93,8 +89,34 @@ pub fn exit_status(code: i32, message: &str, command: &[String]) -> Value {
 }
 
 pub async fn exec(ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
-    let (mut parts, _body) = req.into_parts();
+    let (parts, _body) = req.into_parts();
     let q = exec_query(parts.uri.query())?;
+    if q.command.is_empty() {
+        return Err(ApiError::bad_request(
+            "you must specify at least one command for the container",
+        ));
+    }
+    stream(ctx, parts, q, Call::Exec).await
+}
+
+/// Which kubelet call a session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Call {
+    Exec,
+    Attach,
+}
+
+/// Checks the pod, opens the kubelet call and upgrades to WebSocket, bridging the two.
+pub(super) async fn stream(
+    ctx: &Ctx,
+    mut parts: axum::http::request::Parts,
+    q: ExecQuery,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let what = match call {
+        Call::Exec => "exec",
+        Call::Attach => "attach",
+    };
     let (ns, name) = (&ctx.path.namespace, &ctx.path.name);
     let pod = ctx.api.rest().get(ctx.info, ns, name).await?;
     let container = if q.container.is_empty() {
@@ -118,7 +140,7 @@ pub async fn exec(ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
         .await
         .map_err(|e| {
             ApiError::bad_request(format!(
-                "exec needs a WebSocket upgrade (v5.channel.k8s.io): {e}"
+                "{what} needs a WebSocket upgrade (v5.channel.k8s.io): {e}"
             ))
         })?;
     let proxy = ctx.api.logs();
@@ -141,11 +163,13 @@ pub async fn exec(ctx: &Ctx, req: Request) -> Result<Response, ApiError> {
             input: Some(exec_input::Input::Start(start)),
         })
         .await;
-    let outputs = client
-        .exec(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| ApiError::from_grpc(&s))?
-        .into_inner();
+    let input = ReceiverStream::new(rx);
+    let outputs = match call {
+        Call::Exec => client.exec(input).await,
+        Call::Attach => client.attach(input).await,
+    }
+    .map_err(|s| ApiError::from_grpc(&s))?
+    .into_inner();
     let command = q.command;
     let upgrade = upgrade.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     Ok(upgrade.on_upgrade(move |socket| bridge(socket, to_kubelet, outputs, command)))
@@ -255,7 +279,8 @@ mod tests {
         assert_eq!(q.command, ["sh", "-c", "exit 3"]);
         assert_eq!(q.container, "app");
         assert!(q.stdin && q.stdout && !q.stderr && !q.tty);
-        assert!(exec_query(Some("container=x")).is_err());
+        let attach = exec_query(Some("container=x&stdin=true&tty=1"));
+        assert!(attach.is_ok_and(|q| q.command.is_empty() && q.stdin && q.tty && !q.stdout));
         assert_eq!(exit_status(0, "", &[])["status"], "Success");
         let s = exit_status(3, "", &["sh".into()]);
         assert_eq!(s["reason"], "NonZeroExitCode");

@@ -9,11 +9,13 @@
 //! * [`discovery`], [`openapi`], [`version`] — what clients read before they act.
 //! * [`table`] — server-side printing (`kubectl get` columns); [`watch`] — watch streams;
 //!   [`validate`] — `fieldValidation` (unknown and duplicate fields).
-//! * [`logs`], [`exec`], [`portforward`] — `pods/log`, `pods/exec` (WebSocket) and
+//! * [`logs`], [`exec`], [`attach`], [`portforward`] — `pods/log`, `pods/exec` and `pods/attach`
+//!   (WebSocket) and
 //!   `pods/portforward` (SPDY, or SPDY tunnelled over WebSocket: [`spdy`]), proxied to the kubelet
 //!   that runs the pod; [`kubeconfig`] — writing a kubeconfig for a cluster; [`serve`] — one listener
 //!   for gRPC and REST (routed by content-type).
 
+pub mod attach;
 pub mod decode;
 pub mod discovery;
 pub mod exec;

@@ -22,7 +22,7 @@ use super::metrics::{RequestLabels, VerbLabels};
 use super::params::Params;
 use super::path::{self, ResourcePath, Route};
 use super::table::{self, Include};
-use super::{HttpApi, discovery, exec, logs, portforward, respond, watch, write};
+use super::{HttpApi, attach, discovery, exec, logs, portforward, respond, watch, write};
 use crate::rest::{self, ListOptions, ObjectList};
 
 /// Bytes per chunk of a streamed list.
@@ -101,7 +101,9 @@ fn labels_of(method: &Method, route: &Route, query: Option<&str>) -> (String, Re
             labels.subresource = p.subresource.clone();
             match *method {
                 Method::GET if p.subresource == "log" => "CONNECT",
-                _ if p.subresource == "exec" || p.subresource == "portforward" => "CONNECT",
+                _ if matches!(p.subresource.as_str(), "exec" | "attach" | "portforward") => {
+                    "CONNECT"
+                }
                 Method::GET if watching || p.legacy_watch => "WATCH",
                 Method::GET if p.name.is_empty() => "LIST",
                 Method::DELETE if p.name.is_empty() => "DELETECOLLECTION",
@@ -181,6 +183,9 @@ async fn resource(api: HttpApi, p: ResourcePath, req: Request) -> Response {
             Method::GET if ctx.path.subresource == "log" => logs::logs(&ctx).await,
             Method::GET | Method::POST if ctx.path.subresource == "exec" => {
                 exec::exec(&ctx, req).await
+            }
+            Method::GET | Method::POST if ctx.path.subresource == "attach" => {
+                attach::attach(&ctx, req).await
             }
             Method::GET | Method::POST if ctx.path.subresource == "portforward" => {
                 portforward::portforward(&ctx, req).await

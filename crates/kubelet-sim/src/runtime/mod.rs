@@ -179,6 +179,26 @@ pub trait Runtime: Send + Sync + 'static {
             self.kind().as_str()
         )))
     }
+
+    /// Attaches to a running container's main process (`kubectl attach`): its output as it is
+    /// written, and its stdin when it has one. `start.tty` and `start.stdin` already follow the
+    /// container's spec.
+    fn attach(
+        &self,
+        pod: &PodHandle,
+        container: &str,
+        start: ExecStart,
+        input: tonic::Streaming<ExecInput>,
+    ) -> Result<ExecStream, tonic::Status> {
+        let _ = (pod, container, start, input);
+        // A clear error rather than a fake session: the simulated container has no process
+        // whose output an echo could stand for.
+        Err(niwa_api::ApiError::bad_request(format!(
+            "attach is not supported by the {} runtime: its containers are simulated and have no process to attach to (use --runtime process)",
+            self.kind().as_str()
+        ))
+        .to_grpc())
+    }
 }
 
 /// The output of an exec session.

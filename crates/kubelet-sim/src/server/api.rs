@@ -1,5 +1,5 @@
 //! The kubelet gRPC API (proto/niwa/kubelet/v1): what the apiserver proxies `kubectl logs`,
-//! `kubectl exec` and `kubectl port-forward` to. Errors carry a Kubernetes `Status` with the kubelet's wording.
+//! `kubectl exec`, `kubectl attach` and `kubectl port-forward` to. Errors carry a Kubernetes `Status` with the kubelet's wording.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ContainerStatus, PodStatus};
 use niwa_api::proto::kubelet::kubelet_server::Kubelet;
-use niwa_api::proto::kubelet::{ExecInput, LogChunk, LogsRequest, PortForwardInput};
+use niwa_api::proto::kubelet::{ExecInput, ExecStart, LogChunk, LogsRequest, PortForwardInput};
 use niwa_api::{ApiError, Reason};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -139,12 +139,51 @@ impl KubeletService {
             .get(namespace, name)
             .ok_or_else(|| not_found(namespace, name))
     }
+
+    /// The pod and container an exec or attach is for; the container must be running.
+    fn running(&self, start: &ExecStart) -> Result<(IndexedPod, String), Status> {
+        let pod = self.find(&start.namespace, &start.pod)?;
+        let container = if start.container.is_empty() {
+            pod.handle
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map(|c| c.name.clone())
+                .unwrap_or_default()
+        } else {
+            resolve_container(&pod, &start.container)?
+        };
+        let running = statuses(&pod.status)
+            .find(|s| s.name == container)
+            .is_some_and(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
+        if !running {
+            return Err(bad_request(format!(
+                "unable to upgrade connection: container not found (\"{container}\")"
+            )));
+        }
+        Ok((pod, container))
+    }
+}
+
+/// The `start` message that opens an exec or attach call.
+async fn first_start(input: &mut Streaming<ExecInput>, what: &str) -> Result<ExecStart, Status> {
+    match input.next().await {
+        Some(Ok(ExecInput {
+            input: Some(niwa_api::proto::kubelet::exec_input::Input::Start(start)),
+        })) => Ok(start),
+        Some(Err(e)) => Err(e),
+        _ => Err(bad_request(format!(
+            "the first {what} message must be `start`"
+        ))),
+    }
 }
 
 #[tonic::async_trait]
 impl Kubelet for KubeletService {
     type LogsStream = LogsStream;
     type ExecStream = ExecStream;
+    type AttachStream = ExecStream;
     type PortForwardStream = super::portforward::PortForwardStream;
 
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsStream>, Status> {
@@ -198,39 +237,38 @@ impl Kubelet for KubeletService {
         request: Request<Streaming<ExecInput>>,
     ) -> Result<Response<ExecStream>, Status> {
         let mut input = request.into_inner();
-        let start = match input.next().await {
-            Some(Ok(ExecInput {
-                input: Some(niwa_api::proto::kubelet::exec_input::Input::Start(start)),
-            })) => start,
-            Some(Err(e)) => return Err(e),
-            _ => return Err(bad_request("the first exec message must be `start`".into())),
-        };
-        let pod = self.find(&start.namespace, &start.pod)?;
-        let container = if start.container.is_empty() {
-            pod.handle
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.first())
-                .map(|c| c.name.clone())
-                .unwrap_or_default()
-        } else {
-            resolve_container(&pod, &start.container)?
-        };
-        let running = statuses(&pod.status)
-            .find(|s| s.name == container)
-            .is_some_and(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
-        if !running {
-            return Err(bad_request(format!(
-                "unable to upgrade connection: container not found (\"{container}\")"
-            )));
-        }
+        let start = first_start(&mut input, "exec").await?;
+        let (pod, container) = self.running(&start)?;
         if start.command.is_empty() {
             return Err(bad_request(
                 "you must specify at least one command for the container".into(),
             ));
         }
         let output = self.runtime.exec(&pod.handle, &container, start, input)?;
+        Ok(Response::new(output))
+    }
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<ExecInput>>,
+    ) -> Result<Response<ExecStream>, Status> {
+        let mut input = request.into_inner();
+        let mut start = first_start(&mut input, "attach").await?;
+        let (pod, container) = self.running(&start)?;
+        // As the kubelet: whether the process runs on a terminal was decided when it started,
+        // and only a container with `stdin: true` has a stdin to attach to.
+        let spec = pod
+            .handle
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == container));
+        start.tty = spec.is_some_and(|c| c.tty == Some(true));
+        start.stdin &= spec.is_some_and(|c| c.stdin == Some(true));
+        if start.tty {
+            start.stderr = false;
+        }
+        let output = self.runtime.attach(&pod.handle, &container, start, input)?;
         Ok(Response::new(output))
     }
 

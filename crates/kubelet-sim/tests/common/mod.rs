@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod pty;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use niwa_kubelet::config::RuntimeKind;
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 
 use super::{Cluster, condition, kill_containers, wait_pod};
 
@@ -40,6 +41,11 @@ impl ProcessCluster {
 
     /// Runs kubectl against this cluster; (exit code, stdout, stderr).
     pub async fn kubectl(&self, args: &[&str]) -> (i32, String, String) {
+        self.kubectl_in(args, None).await
+    }
+
+    /// [`Self::kubectl`] with `input` on its stdin (closed after it).
+    pub async fn kubectl_in(&self, args: &[&str], input: Option<&str>) -> (i32, String, String) {
         let mut cmd = tokio::process::Command::new("kubectl");
         cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -48,9 +54,22 @@ impl ProcessCluster {
             .args(args)
             .env("HOME", self.dir.path())
             .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let out = match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
+        let run = async {
+            let mut child = cmd.spawn()?;
+            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+                stdin.write_all(input.as_bytes()).await?;
+            }
+            child.wait_with_output().await
+        };
+        let out = match tokio::time::timeout(Duration::from_secs(60), run).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => panic!("kubectl on PATH: {e}"),
             Err(_) => panic!("kubectl {args:?} did not finish in 60 s"),

@@ -10,6 +10,8 @@
 //! `\0niwa:failed:<message>\n` when the container cannot start (the shim turns that into a
 //! `StartError`).
 //!
+//! With `tty`, the shim gives it a terminal, which it makes its controlling terminal first.
+//!
 //! `enter --join <pid> -- cmd...` runs a command inside a running container instead (exec probes,
 //! preStop hooks, `kubectl exec`): its root, hostname, environment and working directory.
 //! `enter --join-tty` does the same for `kubectl exec -t`, whose stdin is a terminal: it first
@@ -56,6 +58,17 @@ pub fn enter(launch: &Path) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot read {}: {e}", launch.display())),
     };
+    // `tty: true`: the shim gave us a terminal as stdin, stdout and stderr; as runc does, make it
+    // the container's controlling terminal in a session of its own (^C, job control, SIGWINCH).
+    if spec.stdio.tty
+        && let Err(e) = nix::unistd::setsid()
+            .map_err(std::io::Error::from)
+            .and_then(|_| rustix::process::ioctl_tiocsctty(std::io::stdin()).map_err(Into::into))
+    {
+        return fail(&format!(
+            "failed to start container process: set up the terminal: {e}"
+        ));
+    }
     if let Some(cgroup) = &spec.memory_cgroup
         && let Err(e) = fs::write(cgroup.join("cgroup.procs"), std::process::id().to_string())
     {

@@ -135,7 +135,7 @@ pub fn session(
 }
 
 /// A new pseudo-terminal: (master, slave).
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
+pub(super) fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
     grantpt(&master)?;
@@ -149,16 +149,22 @@ fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok((master, slave))
 }
 
-fn resize(master: &OwnedFd, size: &TerminalSize) {
+/// Sets the terminal's size (its foreground process gets SIGWINCH).
+pub(super) fn set_size(master: &impl std::os::fd::AsFd, width: u16, height: u16) {
     let winsize = rustix::termios::Winsize {
-        ws_row: u16::try_from(size.height).unwrap_or(u16::MAX),
-        ws_col: u16::try_from(size.width).unwrap_or(u16::MAX),
+        ws_row: height,
+        ws_col: width,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
     if let Err(e) = rustix::termios::tcsetwinsize(master, winsize) {
-        tracing::debug!(error = %e, "exec: terminal resize failed");
+        tracing::debug!(error = %e, "terminal resize failed");
     }
+}
+
+fn resize(master: &OwnedFd, size: &TerminalSize) {
+    let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    set_size(master, clamp(size.width), clamp(size.height));
 }
 
 fn tty_session(

@@ -127,6 +127,12 @@ impl ProcessRuntime {
             pid: inst.pid(),
             memory_cgroup: cgroup.clone(),
             user,
+            stdio: layout::Stdio {
+                stdin: c.stdin == Some(true),
+                stdin_once: c.stdin_once == Some(true),
+                tty: c.tty == Some(true),
+            },
+            attach: Some(inst.attach()),
         };
         let prepared = (|| -> std::io::Result<()> {
             std::fs::create_dir_all(&inst.dir)?;

@@ -11,6 +11,7 @@
 //!     started      start time (RFC 3339)
 //!     exit.json    how it ended (written by the shim)
 //!     shim.log     the shim's own diagnostics
+//!     attach       the shim's attach socket (`kubectl attach`), while the instance runs
 //!     upper/ work/ merged/   the instance's private root (overlay over the host's /)
 //! pods/<uid>/logs/<name>/<n>.log            CRI log of instance n (rotated: .log.1, ...)
 //! ```
@@ -110,6 +111,9 @@ impl InstanceDir {
     pub fn shim_log(&self) -> PathBuf {
         self.dir.join("shim.log")
     }
+    pub fn attach(&self) -> PathBuf {
+        self.dir.join("attach")
+    }
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
@@ -165,6 +169,21 @@ pub struct LaunchSpec {
     /// Absent in the launch files of older kubelets.
     #[serde(default)]
     pub user: Option<super::identity::ProcessUser>,
+    /// The container's `stdin`, `stdinOnce` and `tty` (absent: none, as older kubelets ran all).
+    #[serde(default)]
+    pub stdio: Stdio,
+    /// Where the shim serves attach sessions (absent in the launch files of older kubelets).
+    #[serde(default)]
+    pub attach: Option<PathBuf>,
+}
+
+/// How a container's stdio is set up: `stdin` keeps a pipe (or with `tty` a terminal) open on
+/// its stdin for attach sessions; `stdin_once` closes it after the first session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stdio {
+    pub stdin: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
 }
 
 /// A private root: an overlay over the host's `/` plus bind mounts.

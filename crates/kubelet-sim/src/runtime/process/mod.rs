@@ -6,10 +6,12 @@
 //!   log and records the exit) through [`enter`] (which, as root, gives it a private root: an
 //!   overlay of the host's `/` with the pod's volumes, resolv.conf, hosts and hostname).
 //! * [`env`], [`volumes`], [`dns`]: the container's environment, volumes, DNS files.
-//! * [`probe`] and [`exec`]: probes, hooks and `kubectl exec` inside the container.
+//! * [`probe`] and [`exec`]: probes, hooks and `kubectl exec` inside the container; [`attach`]:
+//!   `kubectl attach` to its main process (served by the shim, which holds its stdio).
 //! * [`layout`]: where everything lives under `--root-dir`, which is also how a restarted kubelet
 //!   adopts the pods it was running.
 
+pub mod attach;
 pub mod cgroup;
 pub mod dns;
 pub mod enter;
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler, Pod, Probe};
 use niwa_api::proto::kubelet::{ExecInput, ExecStart};
+
 use niwa_client::Client;
 use nix::sys::signal::{Signal as NixSignal, killpg};
 use nix::unistd::Pid;

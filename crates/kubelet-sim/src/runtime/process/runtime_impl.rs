@@ -321,4 +321,27 @@ impl Runtime for ProcessRuntime {
         };
         exec::session(self.inner.config.exe.clone(), pid, start, input)
     }
+
+    fn attach(
+        &self,
+        pod: &PodHandle,
+        container: &str,
+        start: ExecStart,
+        input: tonic::Streaming<ExecInput>,
+    ) -> Result<ExecStream, tonic::Status> {
+        // The current instance (what the kubelet adopted after a restart is found the same way).
+        let dir = self.pod_dir(&pod.uid);
+        let inst = dir
+            .instances(container)
+            .last()
+            .map(|n| dir.instance(container, *n))
+            .filter(|i| !i.exit().exists());
+        let Some(inst) = inst else {
+            return Err(niwa_api::ApiError::bad_request(format!(
+                "container {container:?} is not running"
+            ))
+            .to_grpc());
+        };
+        attach::client::session(&inst.attach(), &start, input)
+    }
 }

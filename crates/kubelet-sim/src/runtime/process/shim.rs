@@ -2,17 +2,21 @@
 //! shim or conmon. It starts a session of its own (so the kubelet can stop and restart without
 //! taking containers down), starts the container through `enter`, turns its stdout and stderr
 //! into the CRI log (with rotation), and when the container ends records how in `exit.json`.
+//! It also holds the container's stdin (a pipe, or a terminal with `tty`) and serves `kubectl
+//! attach` sessions on the instance's attach socket ([`super::attach::server`]).
 //!
 //! It tells the kubelet one line on its own stdout: `started <pid> <time>` or
 //! `failed <message>`.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use super::attach::server::AttachServer;
 use super::enter::{EXEC_MARKER, FAILED_MARKER};
 use super::layout::{ExitRecord, LaunchSpec};
 use crate::logs::StreamKind;
@@ -65,6 +69,7 @@ pub fn write_exit(path: &Path, record: &ExitRecord) -> io::Result<()> {
 fn pump_stdout(
     mut out: impl Read,
     log: Arc<Mutex<LogWriter>>,
+    attach: AttachServer,
     pid: u32,
     marker: std::sync::mpsc::Sender<ShimReport>,
 ) {
@@ -83,8 +88,12 @@ fn pump_stdout(
             let Some(end) = head.iter().position(|b| *b == b'\n') else {
                 continue;
             };
-            let line = head[..=end].to_vec();
+            let mut line = head[..=end].to_vec();
             let rest = head[end + 1..].to_vec();
+            // A terminal turns the marker's "\n" into "\r\n".
+            if line.ends_with(b"\r\n") {
+                line.remove(line.len() - 2);
+            }
             head.clear();
             if let Some(tx) = marker.take() {
                 let r = if line == EXEC_MARKER {
@@ -100,9 +109,11 @@ fn pump_stdout(
                 let _ = tx.send(r);
             }
             write_log(&log, StreamKind::Stdout, &rest);
+            attach.broadcast(StreamKind::Stdout, &rest);
             data = &[];
         }
         write_log(&log, StreamKind::Stdout, data);
+        attach.broadcast(StreamKind::Stdout, data);
     }
 }
 
@@ -115,14 +126,59 @@ fn write_log(log: &Mutex<LogWriter>, stream: StreamKind, data: &[u8]) {
     }
 }
 
-fn pump_stderr(mut err: impl Read, log: Arc<Mutex<LogWriter>>) {
+fn pump_stderr(mut err: impl Read, log: Arc<Mutex<LogWriter>>, attach: AttachServer) {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         match err.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(n) => write_log(&log, StreamKind::Stderr, &buf[..n]),
+            Ok(n) => {
+                write_log(&log, StreamKind::Stderr, &buf[..n]);
+                attach.broadcast(StreamKind::Stderr, &buf[..n]);
+            }
         }
     }
+}
+
+/// The container's end of its stdio and the shim's: with a TTY, one terminal (the container
+/// gets the slave as stdin, stdout and stderr; `enter` makes it the controlling terminal);
+/// otherwise pipes for stdout and stderr, and for stdin a pipe when it has `stdin`, else
+/// /dev/null.
+struct Terminal {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+fn terminal(tty: bool) -> io::Result<Option<Terminal>> {
+    if !tty {
+        return Ok(None);
+    }
+    let (master, slave) = super::exec::open_pty()?;
+    Ok(Some(Terminal { master, slave }))
+}
+
+/// The enter helper's command with the container's stdio.
+fn enter_command(
+    exe: &Path,
+    launch: &Path,
+    term: Option<&Terminal>,
+    stdin: bool,
+) -> io::Result<Command> {
+    let mut cmd = Command::new(exe);
+    cmd.arg("enter").arg(launch);
+    match term {
+        Some(t) => {
+            cmd.stdin(Stdio::from(t.slave.try_clone()?))
+                .stdout(Stdio::from(t.slave.try_clone()?))
+                .stderr(Stdio::from(t.slave.try_clone()?));
+        }
+        None => {
+            cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0);
+        }
+    }
+    Ok(cmd)
 }
 
 /// Runs the shim; the returned code is the shim's own exit status.
@@ -155,15 +211,14 @@ pub fn shim(launch: &Path, exe: &Path) -> i32 {
             return 1;
         }
     };
-    let child = Command::new(exe)
-        .arg("enter")
-        .arg(launch)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn();
-    let mut child = match child {
+    let stdio = spec.stdio;
+    let spawned = terminal(stdio.tty).and_then(|term| {
+        // The Command holds slave descriptors until dropped, and the terminal's slave must be
+        // closed here for the master to see the end once the container's side is gone.
+        let child = enter_command(exe, launch, term.as_ref(), stdio.stdin)?.spawn()?;
+        Ok((child, term.map(|t| t.master)))
+    });
+    let (mut child, master) = match spawned {
         Ok(c) => c,
         Err(e) => {
             report(&ShimReport::Failed(format!(
@@ -175,19 +230,43 @@ pub fn shim(launch: &Path, exe: &Path) -> i32 {
     };
     let pid = child.id();
     let _ = fs::write(&spec.pid, pid.to_string());
+    let dup = |fd: &OwnedFd| fd.try_clone().ok().map(File::from);
+    // Output comes from the terminal or the pipes; stdin goes to the terminal or the pipe.
+    let (stdout, stderr, stdin): (Option<Box<dyn Read + Send>>, _, _) = match &master {
+        Some(m) => (
+            dup(m).map(|f| Box::new(f) as Box<dyn Read + Send>),
+            None,
+            dup(m).filter(|_| stdio.stdin),
+        ),
+        None => (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child.stderr.take(),
+            child.stdin.take().map(|s| File::from(OwnedFd::from(s))),
+        ),
+    };
+    let mut attach = AttachServer::new(stdio, stdin, master.map(File::from));
+    if let Some(socket) = &spec.attach
+        && let Err(e) = attach.listen(socket)
+    {
+        // The container runs without attach (kubectl attach then says so).
+        eprintln!("shim: cannot listen on {}: {e}", socket.display());
+    }
     let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
     let out_log = log.clone();
+    let out_attach = attach.clone();
     let out_thread = std::thread::spawn(move || {
         if let Some(out) = stdout {
-            pump_stdout(out, out_log, pid, tx);
+            pump_stdout(out, out_log, out_attach, pid, tx);
         }
     });
     let err_log = log.clone();
+    let err_attach = attach.clone();
     let err_thread = std::thread::spawn(move || {
         if let Some(err) = stderr {
-            pump_stderr(err, err_log);
+            pump_stderr(err, err_log, err_attach);
         }
     });
     // The first report (marker) or, if the process dies first, none.
@@ -204,6 +283,8 @@ pub fn shim(launch: &Path, exe: &Path) -> i32 {
     if let Ok(mut w) = log.lock() {
         let _ = w.flush(Timestamp::now());
     }
+    // All output went out: end the attach sessions.
+    attach.close();
     let (exit_code, signal) = match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => (code, None),

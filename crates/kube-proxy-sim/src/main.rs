@@ -40,9 +40,24 @@ struct Args {
     /// Changes are applied at most this many milliseconds after they arrive (batching bursts).
     #[arg(long, default_value_t = 10)]
     min_sync_period_ms: u64,
+    /// Data path: `nftables` (kernel DNAT; needs root or CAP_NET_ADMIN and `nft`), `userspace`
+    /// (sockets), or `auto` (nftables when its table can be created, else userspace).
+    #[arg(long, env = "NIWA_PROXY_MODE", default_value = "auto")]
+    mode: niwa_proxy::plane::Mode,
+    /// nftables mode: `round-robin` (numgen inc) or `random` (numgen random, as kube-proxy).
+    #[arg(long, env = "NIWA_PROXY_NFT_BALANCE", default_value = "round-robin", value_parser = parse_balance)]
+    nft_balance: niwa_proxy::model::nft::Balance,
     /// Log format: text or json.
     #[arg(long, env = "NIWA_LOG_FORMAT", default_value = "text")]
     log_format: String,
+}
+
+fn parse_balance(s: &str) -> Result<niwa_proxy::model::nft::Balance, String> {
+    match s {
+        "round-robin" => Ok(niwa_proxy::model::nft::Balance::RoundRobin),
+        "random" => Ok(niwa_proxy::model::nft::Balance::Random),
+        other => Err(format!("unknown balance {other:?} (round-robin or random)")),
+    }
 }
 
 fn init_logging(format: &str) {
@@ -69,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
     config.limits.udp_idle_timeout = Duration::from_secs(args.udp_idle_timeout.max(1));
     config.limits.connect_timeout = Duration::from_millis(args.connect_timeout_ms.max(1));
     config.min_sync_period = Duration::from_millis(args.min_sync_period_ms);
+    config.mode = args.mode;
+    config.balance = args.nft_balance;
 
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();

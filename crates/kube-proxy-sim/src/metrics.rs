@@ -48,6 +48,19 @@ pub struct Metrics {
     pub listener_failures: Gauge,
     pub service_changes: Counter,
     pub endpoint_changes: Counter,
+    /// nftables mode: rules and map/set elements in this proxy's table, failed transactions.
+    pub nft_rules: Gauge,
+    pub nft_elements: Gauge,
+    pub nft_sync_failures: Counter,
+    /// 1 for the data path in use (`mode="nftables"` or `"userspace"`).
+    pub mode: Family<ModeLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    pub mode: String,
+    /// nftables mode: this proxy's table (empty in userspace mode).
+    pub table: String,
 }
 
 impl Default for Metrics {
@@ -125,8 +138,36 @@ impl Metrics {
             "EndpointSlice changes received",
             endpoint_changes.clone(),
         );
+        let nft_rules = Gauge::default();
+        registry.register(
+            "niwa_proxy_nft_rules",
+            "nftables mode: rules in this proxy's table",
+            nft_rules.clone(),
+        );
+        let nft_elements = Gauge::default();
+        registry.register(
+            "niwa_proxy_nft_elements",
+            "nftables mode: map and set elements in this proxy's table (about 1 + endpoints per Service address)",
+            nft_elements.clone(),
+        );
+        let nft_sync_failures = Counter::default();
+        registry.register(
+            "niwa_proxy_nft_sync_failures",
+            "nftables mode: transactions nft rejected (the next sync rebuilds the table)",
+            nft_sync_failures.clone(),
+        );
+        let mode = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "niwa_proxy_mode",
+            "The data path in use: nftables (kernel DNAT) or userspace (sockets)",
+            mode.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
+            nft_rules,
+            nft_elements,
+            nft_sync_failures,
+            mode,
             connections,
             active,
             bytes,

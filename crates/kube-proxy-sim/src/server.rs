@@ -17,6 +17,8 @@ use crate::cache::Cache;
 use crate::dataplane::{DataPlane, Limits};
 use crate::metrics::Metrics;
 use crate::model::desired::Node;
+use crate::model::nft::Balance;
+use crate::plane::{Mode, Plane};
 
 /// kube-proxy's metrics port.
 pub const DEFAULT_METRICS_PORT: u16 = 10249;
@@ -36,6 +38,11 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Changes arriving together are applied together, at most this long after the first.
     pub min_sync_period: Duration,
+    /// The data path: nftables (kernel DNAT), userspace (sockets), or auto (nftables if the
+    /// table can be created).
+    pub mode: Mode,
+    /// nftables mode: how Services without affinity spread connections.
+    pub balance: Balance,
 }
 
 impl ProxyConfig {
@@ -47,6 +54,8 @@ impl ProxyConfig {
             metrics_listen: None,
             limits: Limits::default(),
             min_sync_period: Duration::from_millis(10),
+            mode: Mode::Auto,
+            balance: Balance::RoundRobin,
         }
     }
 }
@@ -59,6 +68,8 @@ pub enum ProxyError {
         url: String,
         source: niwa_client::Error,
     },
+    #[error("nftables mode: {0}")]
+    Nftables(#[from] crate::dataplane::nft::NftError),
     #[error("cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -99,8 +110,16 @@ pub async fn run(
     let metrics_addr = http.local_addr().unwrap_or(metrics_addr);
     info!(node = %config.node_name, node_ip = %config.node_ip, metrics = %metrics_addr, "niwa-proxy starting");
 
-    let plane = DataPlane::new(metrics.clone(), config.limits.clone(), shutdown.clone());
-    let connection_tasks = plane.tasks();
+    let userspace = DataPlane::new(metrics.clone(), config.limits.clone(), shutdown.clone());
+    let connection_tasks = userspace.tasks();
+    let plane = Plane::start(
+        config.mode,
+        &config.node_name,
+        config.balance,
+        move || userspace,
+        &metrics,
+    )
+    .await?;
     let cache = Cache::new(Node {
         name: config.node_name.clone(),
         ip: config.node_ip,

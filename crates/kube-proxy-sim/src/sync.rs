@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
-use crate::dataplane::DataPlane;
 use crate::metrics::Metrics;
+use crate::plane::Plane;
 
 /// How often failed binds are retried when nothing else changes.
 const RETRY_PERIOD: Duration = Duration::from_secs(5);
@@ -66,7 +66,7 @@ fn step<K>(relist: &mut Relist<K>, event: Event<K>) -> Step<K> {
 pub async fn run(
     client: Client,
     mut cache: Cache,
-    mut plane: DataPlane,
+    mut plane: Plane,
     metrics: Metrics,
     min_sync_period: Duration,
     synced: Arc<AtomicBool>,
@@ -120,19 +120,19 @@ pub async fn run(
             },
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let since = pending.take();
-                sync(&mut cache, &mut plane, &metrics, since);
+                sync(&mut cache, &mut plane, &metrics, since).await;
                 if !synced.swap(true, Ordering::Relaxed) {
-                    info!(services = cache.services(), listeners = plane.open_listeners(), "initial sync done");
+                    info!(services = cache.services(), serving = plane.serving(), mode = plane.name(), "initial sync done");
                 }
             }
             _ = retry.tick() => {
                 if ready && plane.has_failures() {
-                    sync(&mut cache, &mut plane, &metrics, None);
+                    sync(&mut cache, &mut plane, &metrics, None).await;
                 }
             }
         }
     }
-    plane.close_all();
+    plane.close().await;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -142,7 +142,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn sync(cache: &mut Cache, plane: &mut DataPlane, metrics: &Metrics, changed_at: Option<Instant>) {
+async fn sync(
+    cache: &mut Cache,
+    plane: &mut Plane,
+    metrics: &Metrics,
+    changed_at: Option<Instant>,
+) {
     let start = Instant::now();
     let (desired, problems) = cache.desired();
     for problem in problems {
@@ -152,8 +157,8 @@ fn sync(cache: &mut Cache, plane: &mut DataPlane, metrics: &Metrics, changed_at:
         warn!(listener = %conflict.key, kept = %conflict.kept, dropped = %conflict.dropped,
               "two Services claim one address; the first keeps it");
     }
-    let report = plane.apply(&desired.listeners);
-    for failure in &report.new_failures {
+    let report = plane.apply(&desired.listeners).await;
+    for failure in &report.failures {
         warn!("{failure}");
     }
     let took = start.elapsed();
@@ -169,9 +174,7 @@ fn sync(cache: &mut Cache, plane: &mut DataPlane, metrics: &Metrics, changed_at:
         .unwrap_or_default();
     metrics.last_sync.set(now);
     debug!(
-        opened = report.opened,
-        closed = report.closed,
-        updated = report.updated,
+        changed = report.changed,
         took_ms = took.as_secs_f64() * 1000.0,
         "synced"
     );

@@ -2,7 +2,8 @@
 //! node B's as a real `niwa-proxy` child process. ClusterIP, LoadBalancer and externalIP
 //! listeners are shared through `SO_REUSEPORT` (the kernel spreads connections over both), each
 //! NodePort belongs to its node's IP, ClientIP affinity holds whichever proxy the kernel picks,
-//! UDP flows keep their proxy, and when one proxy dies the other serves alone.
+//! UDP flows keep their proxy, and when one proxy dies the other serves alone. Userspace mode:
+//! in nftables mode the kernel, not a proxy socket, takes the connection (see nft_multi.rs).
 
 mod common;
 
@@ -61,6 +62,7 @@ async fn start_proxy_b(env: &Env, node_ip: IpAddr, metrics: SocketAddr) -> Proxy
         .args(["--node-name", "node-b"])
         .args(["--node-ip", &node_ip.to_string()])
         .args(["--metrics-listen", &metrics.to_string()])
+        .args(["--mode", "userspace"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

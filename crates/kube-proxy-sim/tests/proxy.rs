@@ -7,19 +7,28 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Env, NODE, connect_name, connect_name_from, eventually, wait_serving};
+use common::{Env, Mode, NODE, connect_name, connect_name_from, eventually, wait_serving};
 use niwa_client::{DeleteParams, Patch};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
+/// Each case runs against both data paths (modules `userspace` and `nftables` at the end).
+async fn start(mode: Mode) -> Option<Env> {
+    match mode {
+        Mode::Nftables => Env::start_nft().await,
+        _ => Some(Env::start_mode(mode).await),
+    }
+}
+
 fn port_of(seed: u8) -> u16 {
     20_000 + u16::from(seed) * 100 + (std::process::id() % 100) as u16
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any() {
-    let mut env = Env::start().await;
+async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any(mode: Mode) {
+    let Some(mut env) = start(mode).await else {
+        return;
+    };
     let pods = [env.pod_ip(1), env.pod_ip(2), env.pod_ip(3)];
     let target = env.tcp_backends(&pods).await;
     let (vip, port) = (env.cluster_ip(10), port_of(env.block));
@@ -70,6 +79,16 @@ async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any() {
     .await;
 
     let metrics = env.metrics_text().await;
+    assert!(metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"));
+    if mode == Mode::Nftables {
+        // The kernel forwards: no per-connection metrics, but the table's size is reported.
+        assert!(metrics.contains("niwa_proxy_nft_rules "), "{metrics}");
+        assert!(
+            metrics.contains("niwa_proxy_mode{mode=\"nftables\""),
+            "{metrics}"
+        );
+        return;
+    }
     assert!(
         metrics.contains(
             "niwa_proxy_connections_total{service=\"default/web:http\",protocol=\"TCP\"}"
@@ -80,26 +99,13 @@ async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any() {
     assert!(metrics.contains("niwa_proxy_bytes_total{service=\"default/web:http\",protocol=\"TCP\",direction=\"to_client\"}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpoint_change_is_live_fast_and_keeps_established_connections() {
-    let mut env = Env::start().await;
+async fn endpoint_change_is_live_fast_and_keeps_established_connections(mode: Mode) {
+    let Some(mut env) = start(mode).await else {
+        return;
+    };
     let (a, b) = (env.pod_ip(1), env.pod_ip(2));
-    let target = env.tcp_backends(&[a, b]).await;
-    let (vip, port) = (env.cluster_ip(11), port_of(env.block) + 1);
-    env.create_service(
-        "api",
-        json!({"clusterIP": vip.to_string(), "ports": [{"name": "http", "port": port, "targetPort": target}]}),
-    )
-    .await;
-    env.put_slice(
-        "api-1",
-        "api",
-        &[("http", target, "TCP")],
-        &[(a, true, NODE)],
-    )
-    .await;
-    let addr = SocketAddr::new(vip, port);
-    assert_eq!(wait_serving(addr).await, format!("backend-{a}"));
+    let port = port_of(env.block) + 1;
+    let (addr, target) = env.service_on_first_pod("api", 11, port, &[a, b]).await;
     let (_, mut long_lived) = connect_name(addr).await.expect("connect");
 
     // Move the Service from a to b: new connections reach b quickly, the old one keeps working.
@@ -153,9 +159,10 @@ async fn endpoint_change_is_live_fast_and_keeps_established_connections() {
     assert_eq!(&buf, b"after del!");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_affinity_client_ip_pins_each_client() {
-    let mut env = Env::start().await;
+async fn session_affinity_client_ip_pins_each_client(mode: Mode) {
+    let Some(mut env) = start(mode).await else {
+        return;
+    };
     let pods = [env.pod_ip(1), env.pod_ip(2), env.pod_ip(3)];
     let target = env.tcp_backends(&pods).await;
     let (vip, port) = (env.cluster_ip(12), port_of(env.block) + 2);
@@ -185,9 +192,10 @@ async fn session_affinity_client_ip_pins_each_client() {
     assert!(chosen.len() > 1, "different clients are spread: {chosen:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_port_load_balancer_and_external_ips_with_traffic_policy_local() {
-    let mut env = Env::start().await;
+async fn node_port_load_balancer_and_external_ips_with_traffic_policy_local(mode: Mode) {
+    let Some(mut env) = start(mode).await else {
+        return;
+    };
     let (local, remote) = (env.pod_ip(1), env.pod_ip(2));
     let target = env.tcp_backends(&[local, remote]).await;
     let vip = env.cluster_ip(13);
@@ -242,9 +250,10 @@ async fn node_port_load_balancer_and_external_ips_with_traffic_policy_local() {
     assert_eq!(seen.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn udp_flows_reach_endpoints_and_replies_come_from_the_service_address() {
-    let mut env = Env::start().await;
+async fn udp_flows_reach_endpoints_and_replies_come_from_the_service_address(mode: Mode) {
+    let Some(mut env) = start(mode).await else {
+        return;
+    };
     let (a, b) = (env.pod_ip(1), env.pod_ip(2));
     let target = env.udp_backends(&[a, b]).await;
     let (vip, port) = (env.cluster_ip(14), port_of(env.block) + 4);
@@ -325,4 +334,68 @@ async fn udp_flows_reach_endpoints_and_replies_come_from_the_service_address() {
     )
     .await;
     let _ = gone;
+}
+
+mod userspace {
+    use super::Mode;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any() {
+        super::cluster_ip_balances_over_all_endpoints_and_refuses_without_any(Mode::Userspace)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn endpoint_change_is_live_fast_and_keeps_established_connections() {
+        super::endpoint_change_is_live_fast_and_keeps_established_connections(Mode::Userspace)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn session_affinity_client_ip_pins_each_client() {
+        super::session_affinity_client_ip_pins_each_client(Mode::Userspace).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn node_port_load_balancer_and_external_ips_with_traffic_policy_local() {
+        super::node_port_load_balancer_and_external_ips_with_traffic_policy_local(Mode::Userspace)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_flows_reach_endpoints_and_replies_come_from_the_service_address() {
+        super::udp_flows_reach_endpoints_and_replies_come_from_the_service_address(Mode::Userspace)
+            .await;
+    }
+}
+
+mod nftables {
+    use super::Mode;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any() {
+        super::cluster_ip_balances_over_all_endpoints_and_refuses_without_any(Mode::Nftables).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn endpoint_change_is_live_fast_and_keeps_established_connections() {
+        super::endpoint_change_is_live_fast_and_keeps_established_connections(Mode::Nftables).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn session_affinity_client_ip_pins_each_client() {
+        super::session_affinity_client_ip_pins_each_client(Mode::Nftables).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn node_port_load_balancer_and_external_ips_with_traffic_policy_local() {
+        super::node_port_load_balancer_and_external_ips_with_traffic_policy_local(Mode::Nftables)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_flows_reach_endpoints_and_replies_come_from_the_service_address() {
+        super::udp_flows_reach_endpoints_and_replies_come_from_the_service_address(Mode::Nftables)
+            .await;
+    }
 }

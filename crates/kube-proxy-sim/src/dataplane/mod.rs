@@ -6,6 +6,7 @@
 //! Endpoint changes swap the backends of a running listener in place: established connections are
 //! never cut. Removing a listener stops accepting; its established TCP connections run on.
 
+pub mod nft;
 pub mod splice;
 pub mod tcp;
 pub mod udp;

@@ -7,6 +7,7 @@
 pub mod balancer;
 pub mod desired;
 pub mod endpoints;
+pub mod nft;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use niwa_client::Api;
+pub use niwa_proxy::plane::Mode;
 use niwa_testkit::ControlPlane;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,8 +56,51 @@ impl Drop for Env {
     }
 }
 
+/// Whether the nftables tests are to run: yes unless `NIWA_PROXY_NFT_TESTS=0`. They never pass
+/// silently without nft: a proxy that cannot create its table fails the test with the reason.
+pub fn nft_tests_wanted() -> bool {
+    std::env::var("NIWA_PROXY_NFT_TESTS").map_or(true, |v| v != "0")
+}
+
+/// The proxy's nftables table, from its `niwa_proxy_mode` metric.
+pub fn table_of(metrics: &str) -> Option<String> {
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("niwa_proxy_mode{") && l.contains("mode=\"nftables\""))?;
+    let start = line.find("table=\"")? + "table=\"".len();
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_string())
+}
+
+/// The names of the `ip` family nftables tables.
+pub fn nft_tables() -> Vec<String> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "tables", "ip"])
+        .output()
+        .expect("run nft");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("table ip ").map(str::to_string))
+        .collect()
+}
+
 impl Env {
+    /// A userspace-mode proxy.
     pub async fn start() -> Env {
+        Env::start_mode(Mode::Userspace).await
+    }
+
+    /// An nftables-mode proxy; `None` (with a note) when `NIWA_PROXY_NFT_TESTS=0`.
+    pub async fn start_nft() -> Option<Env> {
+        if !nft_tests_wanted() {
+            eprintln!("NIWA_PROXY_NFT_TESTS=0: nftables test skipped");
+            return None;
+        }
+        Some(Env::start_mode(Mode::Nftables).await)
+    }
+
+    /// A proxy in `mode`: `Mode::Nftables` panics with the reason when nft cannot be used.
+    pub async fn start_mode(mode: Mode) -> Env {
         let cp = ControlPlane::start().await;
         let block = block();
         let node_ip = IpAddr::V4(Ipv4Addr::new(127, 1, block, 1));
@@ -64,14 +108,25 @@ impl Env {
         let mut config = niwa_proxy::ProxyConfig::new(&cp.api_url(), NODE, node_ip);
         config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
         config.limits.connect_timeout = Duration::from_secs(2);
+        config.mode = mode;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         let token = shutdown.clone();
         let proxy = tokio::spawn(async move {
             if let Err(e) = niwa_proxy::run(config, token, Some(tx)).await {
-                eprintln!("proxy failed: {e}");
+                let _ = failed_tx.send(e.to_string());
             }
         });
-        let metrics = rx.await.expect("proxy started");
+        let metrics = match rx.await {
+            Ok(addr) => addr,
+            Err(_) => {
+                let why = failed_rx.await.unwrap_or_else(|_| "unknown".into());
+                panic!(
+                    "niwa-proxy ({mode}) did not start: {why}\nnftables tests need root (or \
+                     CAP_NET_ADMIN) and `nft`; set NIWA_PROXY_NFT_TESTS=0 to skip them"
+                );
+            }
+        };
         Env {
             cp,
             block,
@@ -80,6 +135,14 @@ impl Env {
             shutdown,
             proxy: Some(proxy),
             backends: Vec::new(),
+        }
+    }
+
+    /// Stops the proxy and waits until it has shut down.
+    pub async fn stop_proxy(&mut self) {
+        self.shutdown.cancel();
+        if let Some(proxy) = self.proxy.take() {
+            let _ = proxy.await;
         }
     }
 
@@ -158,6 +221,35 @@ impl Env {
                 api.create(&slice).await.expect("create slice");
             }
         }
+    }
+
+    /// TCP backends on `pods` (see [`Env::tcp_backends`]) behind Service `name` (port `http`)
+    /// on ClusterIP `cluster_ip(n)`:`port`, its slice `<name>-1` holding the first pod only.
+    /// Returns the Service address and the backends' port, once it serves.
+    pub async fn service_on_first_pod(
+        &mut self,
+        name: &str,
+        n: u8,
+        port: u16,
+        pods: &[IpAddr],
+    ) -> (SocketAddr, u16) {
+        let target = self.tcp_backends(pods).await;
+        let vip = self.cluster_ip(n);
+        self.create_service(
+            name,
+            json!({"clusterIP": vip.to_string(), "ports": [{"name": "http", "port": port, "targetPort": target}]}),
+        )
+        .await;
+        self.put_slice(
+            &format!("{name}-1"),
+            name,
+            &[("http", target, "TCP")],
+            &[(pods[0], true, NODE)],
+        )
+        .await;
+        let addr = SocketAddr::new(vip, port);
+        assert_eq!(wait_serving(addr).await, format!("backend-{}", pods[0]));
+        (addr, target)
     }
 
     /// Starts TCP backends on each IP, all on one port; each answers every connection with

@@ -2,12 +2,16 @@
 //! state right in the task that received it, under the state's write lock, and queued for the
 //! [`syncer`] thread together with its WAL frame; that thread group-commits everything queued with
 //! one `write` and one `fdatasync`, then advances the committed revision, publishes to watchers and
-//! answers the clients. Requests keep being applied while a sync runs and share the next one, so the
+//! answers the clients (through [`lanes`]: each server thread gets its share of a group's replies in
+//! one message). Requests keep being applied while a sync runs and share the next one, so the
 //! disk syncs back to back under load. Reads run concurrently on any task under a read lock, at the
 //! committed revision, so nobody ever sees a write that is not yet durable.
 
 mod apply;
+mod lanes;
 mod syncer;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use crate::state::State;
 use crate::wal::Wal;
 use crate::watch::hub::Hub;
 use apply::apply;
+use lanes::Lanes;
 use syncer::{Log, Syncer};
 
 /// Write requests applied but not yet durable; beyond this, callers wait (backpressure on clients,
@@ -88,6 +93,7 @@ pub struct Engine {
     committed: Arc<AtomicI64>,
     log: Arc<Log>,
     in_flight: Arc<Semaphore>,
+    lanes: Arc<Lanes>,
     _closer: Arc<Closer>,
     pub hub: Arc<Hub>,
     pub cluster_id: u64,
@@ -126,6 +132,7 @@ impl Engine {
             committed: committed.clone(),
             log: log.clone(),
             in_flight: Arc::new(Semaphore::new(WRITE_QUEUE)),
+            lanes: Arc::new(Lanes::default()),
             _closer: Arc::new(Closer(log.clone())),
             hub: Arc::new(Hub::default()),
             cluster_id: wal.cluster_id,
@@ -138,6 +145,7 @@ impl Engine {
             wal,
             committed,
             hub: engine.hub.clone(),
+            lanes: engine.lanes.clone(),
             failed: engine.failed.clone(),
             snapshot_job: None,
         };
@@ -161,6 +169,7 @@ impl Engine {
             .await
             .map_err(|_| StoreError::Stopped)?;
         let (reply, rx) = oneshot::channel();
+        let lane = self.lanes.current();
         {
             let mut state = self.state.write();
             let applied = apply(&mut state, op, self.committed(), Instant::now());
@@ -176,9 +185,17 @@ impl Engine {
                 applied.changes,
                 snapshot,
                 (reply, applied.reply),
+                lane,
             );
         }
         rx.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Makes the calling thread a reply lane of this engine and returns the task that answers its
+    /// writes: call it on the thread of a current-thread runtime and spawn the future there. The
+    /// replies of each group commit then reach that runtime in one message (see `lanes.rs`).
+    pub fn reply_lane(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.lanes.register()
     }
 
     /// The newest durable revision.

@@ -19,6 +19,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
 use super::WriteReply;
+use super::lanes::{Lanes, Reply};
 use crate::error::{StoreError, WalError};
 use crate::mvcc::Change;
 use crate::wal::record::{RecordKind, WalBatch, WalRecord, encode_frame};
@@ -40,7 +41,8 @@ struct Chunk {
 #[derive(Default)]
 struct Queue {
     chunks: Vec<Chunk>,
-    replies: Vec<(ReplyTx, Result<WriteReply, StoreError>)>,
+    /// Each reply with the lane that answers it ([`Lanes`]).
+    replies: Vec<(Reply, Option<usize>)>,
     changes: Vec<Change>,
     /// The store's revision after the newest queued write.
     revision: i64,
@@ -69,7 +71,8 @@ impl Log {
         records: Vec<WalRecord>,
         changes: Vec<Change>,
         snapshot: Option<Vec<WalBatch>>,
-        reply: (ReplyTx, Result<WriteReply, StoreError>),
+        reply: Reply,
+        lane: Option<usize>,
     ) {
         let mut q = self.queue.lock();
         if q.chunks.is_empty() {
@@ -92,7 +95,7 @@ impl Log {
         } else {
             q.changes.extend(changes);
         }
-        q.replies.push(reply);
+        q.replies.push((reply, lane));
         q.revision = revision;
         let idle = q.replies.len() == 1;
         drop(q);
@@ -131,6 +134,7 @@ pub(super) struct Syncer {
     pub(super) wal: Wal,
     pub(super) committed: Arc<AtomicI64>,
     pub(super) hub: Arc<Hub>,
+    pub(super) lanes: Arc<Lanes>,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) snapshot_job: Option<JoinHandle<()>>,
 }
@@ -149,7 +153,7 @@ impl Syncer {
                 broken = Some(err.to_string());
             }
             if let Some(err) = &broken {
-                for (tx, _) in group.replies {
+                for ((tx, _), _) in group.replies {
                     let _ = tx.send(Err(StoreError::Storage(err.clone())));
                 }
                 continue;
@@ -161,9 +165,7 @@ impl Syncer {
                     changes: group.changes,
                 }));
             }
-            for (tx, reply) in group.replies {
-                let _ = tx.send(reply);
-            }
+            self.lanes.deliver(group.replies);
         }
         if let Some(job) = self.snapshot_job.take() {
             let _ = job.join();

@@ -9,12 +9,17 @@
 //! The store, apiserver, scheduler and sim kubelet run in this process; the controller-manager runs
 //! as its own process (the release binary next to this example), so its CPU time and memory are
 //! measured alone (from /proc). Phases: time from `create` to all replicas available; a rolling
-//! update (new image, maxSurge 25 %, maxUnavailable 25 %) to all updated and available.
+//! update (new image, maxSurge 25 %, maxUnavailable 25 %) to all updated and available. Within each,
+//! a watch of the pods reports when the last of the phase's pods was created, bound by the
+//! scheduler and Ready (sim kubelet), and the CPU time of this process (store, apiserver,
+//! scheduler, kubelet) next to the controller-manager's, so the slow stage shows.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use niwa_client::k8s::api::apps::v1::Deployment;
-use niwa_client::k8s::api::core::v1::Node;
+use niwa_client::k8s::api::core::v1::{Node, Pod};
 use niwa_client::{Api, Client, Patch};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +57,74 @@ async fn wait_done(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Per image: the pods seen, bound and Ready, and when each set first reached the target.
+#[derive(Default)]
+struct Phases {
+    target: usize,
+    sets: HashMap<(String, usize), HashSet<String>>,
+    reached: HashMap<(String, usize), Instant>,
+}
+
+const STAGES: [&str; 3] = ["created", "bound", "Ready"];
+
+impl Phases {
+    fn observe(&mut self, pod: &Pod) {
+        let Some(name) = pod.metadata.name.clone() else {
+            return;
+        };
+        let image = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let bound = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some();
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        for (stage, yes) in [true, bound, ready].into_iter().enumerate() {
+            if !yes {
+                continue;
+            }
+            let key = (image.clone(), stage);
+            let set = self.sets.entry(key.clone()).or_default();
+            set.insert(name.clone());
+            if set.len() >= self.target {
+                self.reached.entry(key).or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    fn report(&self, image: &str, since: Instant) -> String {
+        STAGES
+            .iter()
+            .enumerate()
+            .map(
+                |(i, stage)| match self.reached.get(&(image.to_string(), i)) {
+                    Some(t) => format!("{stage} {:.1} s", t.duration_since(since).as_secs_f64()),
+                    None => format!("{stage} —"),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
 }
 
 #[tokio::main]
@@ -129,11 +202,27 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }))?;
+    let phases = Arc::new(Mutex::new(Phases {
+        target: replicas as usize,
+        ..Default::default()
+    }));
+    {
+        let phases = phases.clone();
+        common::watch_objects(
+            client.namespaced::<Pod>("default"),
+            stop.clone(),
+            move |p| phases.lock().unwrap_or_else(|e| e.into_inner()).observe(&p),
+        );
+    }
+    let me = std::process::id();
     let deployments: Api<Deployment> = client.namespaced("default");
+    let (bench0, _) = proc_usage(me);
+    let load0 = loadavg();
     let t = Instant::now();
     deployments.create(&d).await?;
     let up = wait_done(&client, "bench", replicas, "1", Duration::from_secs(900)).await;
     let (cpu1, rss1) = proc_usage(pid);
+    let (bench1, _) = proc_usage(me);
     match &up {
         Ok(_) => println!(
             "create → {replicas} available: {:.1} s   (controller-manager CPU {:.1} s, RSS {:.0} MiB)",
@@ -143,12 +232,23 @@ async fn main() -> anyhow::Result<()> {
         ),
         Err(e) => println!("create: {e}"),
     }
+    println!(
+        "  last pod {}; bench process CPU {:.1} s; load {load0} → {}",
+        phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report("nginx:1", t),
+        bench1 - bench0,
+        loadavg()
+    );
     if up.is_ok() {
+        let load1 = loadavg();
         let t = Instant::now();
         let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:2"}]}}}});
         deployments.patch("bench", &Patch::Merge(patch)).await?;
         let rolled = wait_done(&client, "bench", replicas, "2", Duration::from_secs(1800)).await;
         let (cpu2, rss2) = proc_usage(pid);
+        let (bench2, _) = proc_usage(me);
         match rolled {
             Ok(_) => println!(
                 "rolling update of {replicas} (25%/25%): {:.1} s   (controller-manager CPU {:.1} s, RSS {:.0} MiB)",
@@ -158,6 +258,15 @@ async fn main() -> anyhow::Result<()> {
             ),
             Err(e) => println!("rolling update: {e}"),
         }
+        println!(
+            "  last new pod {}; bench process CPU {:.1} s; load {load1} → {}",
+            phases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .report("nginx:2", t),
+            bench2 - bench1,
+            loadavg()
+        );
     }
     let _ = cm.start_kill();
     stop.cancel();

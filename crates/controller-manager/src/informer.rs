@@ -5,16 +5,22 @@
 //! Every subscriber gets a bounded channel ([`SUBSCRIBER_BUFFER`] changes); the informer waits for
 //! room rather than dropping (a controller's consumer only maps changes to queue keys, so it never
 //! falls far behind), and a subscriber that went away is forgotten.
+//!
+//! The pod informer also keeps an [`OwnerIndex`] (pods by controller UID), so that a workload
+//! controller's sync reads its own pods ([`Informer::owned_by`]) rather than every pod.
 
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use niwa_client::runtime::watcher;
-use niwa_client::{Api, Store, reflector};
+use niwa_client::{Api, ObjectRef, Store, reflector};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use crate::owner_index::OwnerIndex;
 
 /// Changes buffered per subscriber.
 pub const SUBSCRIBER_BUFFER: usize = 4096;
@@ -53,6 +59,8 @@ impl<K> Change<K> {
 pub struct Informer<K> {
     store: Store<K>,
     subscribers: Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>>,
+    /// By controller UID, when started with one.
+    index: Option<Arc<OwnerIndex>>,
 }
 
 impl<K> Clone for Informer<K> {
@@ -60,6 +68,7 @@ impl<K> Clone for Informer<K> {
         Informer {
             store: self.store.clone(),
             subscribers: self.subscribers.clone(),
+            index: self.index.clone(),
         }
     }
 }
@@ -72,31 +81,70 @@ impl<K: niwa_client::Object> Informer<K> {
         tasks: &mut JoinSet<()>,
         shutdown: CancellationToken,
     ) -> Informer<K> {
-        let (store, writer) = reflector::store::<K>();
+        Self::start_indexed(api, config, tasks, shutdown, None)
+    }
+
+    /// [`Informer::start`], keeping `index` (by controller UID) in step with the cache.
+    pub fn start_with_owner_index(
+        api: Api<K>,
+        config: watcher::Config,
+        tasks: &mut JoinSet<()>,
+        shutdown: CancellationToken,
+    ) -> Informer<K> {
+        Self::start_indexed(
+            api,
+            config,
+            tasks,
+            shutdown,
+            Some(Arc::new(OwnerIndex::new())),
+        )
+    }
+
+    fn start_indexed(
+        api: Api<K>,
+        config: watcher::Config,
+        tasks: &mut JoinSet<()>,
+        shutdown: CancellationToken,
+        index: Option<Arc<OwnerIndex>>,
+    ) -> Informer<K> {
+        let (store, mut writer) = reflector::store::<K>();
         let subscribers: Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>> = Arc::default();
         let subs = subscribers.clone();
+        let reader = store.clone();
+        let task_index = index.clone();
         let span = tracing::info_span!("informer", kind = K::KIND);
         tasks.spawn(
             async move {
-                let mut events =
-                    std::pin::pin!(reflector::reflector(writer, watcher::watcher(api, config)));
+                let mut events = std::pin::pin!(watcher::watcher(api, config));
                 loop {
                     let ev = tokio::select! {
                         _ = shutdown.cancelled() => break,
                         ev = events.next() => ev,
                     };
-                    let change = match ev {
+                    let ev = match ev {
                         None => break,
                         Some(Err(err)) => {
                             tracing::warn!(%err, "watch failed; the watcher retries");
                             continue;
                         }
-                        Some(Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k))) => {
-                            Change::Applied(Arc::new(k))
-                        }
-                        Some(Ok(watcher::Event::Delete(k))) => Change::Deleted(Arc::new(k)),
-                        Some(Ok(watcher::Event::InitDone)) => Change::Resync,
-                        Some(Ok(watcher::Event::Init)) => continue,
+                        Some(Ok(ev)) => ev,
+                    };
+                    // The index first, so that it never lags the store (see `owner_index`).
+                    if let Some(ix) = &task_index {
+                        ix.apply(&ev);
+                    }
+                    writer.apply(&ev);
+                    let change = match ev {
+                        // The store's own copy, not another clone of the object.
+                        watcher::Event::Apply(k) => Change::Applied(
+                            reader
+                                .get(&ObjectRef::from_obj(&k))
+                                .unwrap_or_else(|| Arc::new(k)),
+                        ),
+                        watcher::Event::InitApply(k) => Change::Applied(Arc::new(k)),
+                        watcher::Event::Delete(k) => Change::Deleted(Arc::new(k)),
+                        watcher::Event::InitDone => Change::Resync,
+                        watcher::Event::Init => continue,
                     };
                     let senders: Vec<_> = lock(&subs).clone();
                     let mut closed = false;
@@ -113,7 +161,41 @@ impl<K: niwa_client::Object> Informer<K> {
             }
             .instrument(span),
         );
-        Informer { store, subscribers }
+        Informer {
+            store,
+            subscribers,
+            index,
+        }
+    }
+
+    /// The cached objects whose controller reference carries `owner`'s UID, and with
+    /// `include_orphans` the objects of its namespace without a controller (Kubernetes'
+    /// `FilterPodsByOwner`). Only for an informer started with an owner index; others scan.
+    pub fn owned_by(&self, owner: &ObjectMeta, include_orphans: bool) -> Vec<Arc<K>> {
+        let ns = owner.namespace.as_deref().unwrap_or("");
+        let uid = owner.uid.as_deref().unwrap_or("");
+        let Some(ix) = &self.index else {
+            return self.store.filter(|k| {
+                let meta = k.metadata();
+                meta.namespace.as_deref().unwrap_or("") == ns
+                    && match crate::util::owner::controller_of(meta) {
+                        Some(c) => !uid.is_empty() && c.uid == uid,
+                        None => include_orphans,
+                    }
+            });
+        };
+        let mut keys = if uid.is_empty() {
+            Vec::new()
+        } else {
+            ix.controlled_by(uid)
+        };
+        if include_orphans {
+            keys.extend(ix.orphans(ns));
+        }
+        keys.iter()
+            .filter(|k| k.namespace.as_deref().unwrap_or("") == ns)
+            .filter_map(|k| self.store.get(k))
+            .collect()
     }
 
     /// The shared cache.

@@ -21,6 +21,7 @@ pub mod controllers;
 pub mod events;
 pub mod health;
 pub mod informer;
+pub mod owner_index;
 pub mod util;
 
 use std::collections::BTreeSet;
@@ -120,7 +121,7 @@ async fn run_controllers(
     token: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
-    let pods = Informer::start(
+    let pods = Informer::start_with_owner_index(
         client.all::<Pod>(),
         watcher::Config::default(),
         &mut tasks,

@@ -196,11 +196,14 @@ impl Shared {
         }
     }
 
-    /// The cached pods of one namespace.
-    pub fn pods_in(&self, namespace: &str) -> Vec<Arc<Pod>> {
-        self.pods
-            .store()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+    /// The cached pods `owner` controls, and with `include_orphans` its namespace's pods that
+    /// have no controller (from the pod informer's owner index: the sync's own pods, not all).
+    pub fn pods_of(
+        &self,
+        owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        include_orphans: bool,
+    ) -> Vec<Arc<Pod>> {
+        self.pods.owned_by(owner, include_orphans)
     }
 }
 

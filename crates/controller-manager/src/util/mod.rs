@@ -1,9 +1,10 @@
 //! Helpers shared by the controllers: pod predicates, owner references and adoption, expectations,
-//! template hashing, and Kubernetes' defaults for the workload kinds.
+//! a controller's own latest writes, template hashing, and Kubernetes' defaults for the workload kinds.
 
 pub mod cidr;
 pub mod expectations;
 pub mod hash;
+pub mod own_writes;
 pub mod owner;
 pub mod pod;
 pub mod revision;

@@ -95,12 +95,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Ctx>) -> Result<Action, niwa_cli
     }
     ctx.revisions.wait_until_ready().await;
     let uid = ds.metadata.uid.clone().unwrap_or_default();
-    let all = shared.pods_in(&ns);
-    let pods: Vec<&Pod> = all
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| owner::is_controlled_by(&p.metadata, &uid))
-        .collect();
+    // Its pods from the owner index (the pods it controls, not every pod of the namespace).
+    let all = shared.pods_of(&ds.metadata, false);
+    let pods: Vec<&Pod> = all.iter().map(|p| p.as_ref()).collect();
     let nodes = ctx.nodes.state();
     let node_refs: Vec<&Node> = nodes.iter().map(|n| n.as_ref()).collect();
     let revs = ctx.revisions.filter(|r| {

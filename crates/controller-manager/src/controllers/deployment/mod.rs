@@ -10,6 +10,7 @@ pub mod core;
 pub mod util;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use self::core::Step;
 use super::Shared;
 use crate::informer::Change;
+use crate::util::own_writes::OwnWrites;
 use crate::util::owner::{self, Claim};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum DeploymentControllerError {
 struct Ctx {
     shared: Arc<Shared>,
     replica_sets: Store<ReplicaSet>,
+    /// Our last write of each Deployment (status, revision annotation), until the cache shows it.
+    own_writes: OwnWrites<Deployment>,
 }
 
 fn selector(
@@ -113,6 +117,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let ctx = Arc::new(Ctx {
         shared,
         replica_sets,
+        own_writes: OwnWrites::new(),
     });
     controller
         .reconcile_on(pod_keys)
@@ -139,6 +144,10 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Deployme
     let shared = &ctx.shared;
     let ns = d.namespace().unwrap_or_default();
     let name = d.name_any();
+    let key = format!("{ns}/{name}");
+    // Our previous status write may not have reached the cache yet (the ReplicaSet status change
+    // that triggers this sync often arrives first): sync from it, not from the version it replaced.
+    let d = ctx.own_writes.freshest(&key, d);
     let now = shared.clock.now();
     let rs_api: Api<ReplicaSet> = shared.client.namespaced(&ns);
     let sel = selector(&d)?;
@@ -174,16 +183,12 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Deployme
             Claim::Ignore => {}
         }
     }
-    let rs_uids: Vec<String> = owned
+    // The pods of our ReplicaSets, from the owner index (only Recreate reads them).
+    let pods: Vec<Arc<Pod>> = owned
         .iter()
-        .filter_map(|r| r.metadata.uid.clone())
+        .flat_map(|r| shared.pods_of(&r.metadata, false))
         .collect();
-    let pods = shared.pods_in(&ns);
-    let pod_refs: Vec<&Pod> = pods
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| owner::controller_of(&p.metadata).is_some_and(|c| rs_uids.contains(&c.uid)))
-        .collect();
+    let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
 
     let plan = core::sync(&d, &owned, &pod_refs, now)?;
     let regarding = d.object_reference();
@@ -246,13 +251,29 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Ctx>) -> Result<Action, Deployme
             Step::SetRevision(rev) => {
                 let patch = serde_json::json!({"metadata": {"annotations": {util::REVISION_ANNOTATION: rev}}});
                 let patched = d_api.patch(&name, &Patch::Merge(patch)).await?;
-                latest.metadata.resource_version = patched.metadata.resource_version;
-                latest.metadata.annotations = patched.metadata.annotations;
+                let replaced = latest.metadata.resource_version.take();
+                latest.metadata.resource_version = patched.metadata.resource_version.clone();
+                latest.metadata.annotations = patched.metadata.annotations.clone();
+                // The patched object is the apiserver's state after our write: newer than
+                // anything the cache has shown, the version we synced from included.
+                ctx.own_writes
+                    .record(&key, replaced.as_deref(), patched, Instant::now());
             }
             Step::UpdateStatus(st) => {
                 latest.status = Some(st);
-                let written = d_api.replace_status(&latest).await?;
-                latest.metadata.resource_version = written.metadata.resource_version;
+                let written = match d_api.replace_status(&latest).await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        if e.is_not_found() {
+                            ctx.own_writes.forget(&key);
+                        }
+                        return Err(e.into());
+                    }
+                };
+                let replaced = latest.metadata.resource_version.take();
+                latest.metadata.resource_version = written.metadata.resource_version.clone();
+                ctx.own_writes
+                    .record(&key, replaced.as_deref(), written, Instant::now());
             }
             Step::Event {
                 type_,

@@ -24,7 +24,6 @@ use self::core::{Step, TRACKING_FINALIZER};
 use super::Shared;
 use super::pod_control::{create_pods, delete_pods};
 use crate::util::expectations::Expectations;
-use crate::util::owner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobControllerError {
@@ -173,13 +172,9 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> Result<Action, JobController
     let now = shared.clock.now();
     // Validate the selector (a Job's pods are found by their controller reference).
     core::selector(&job)?;
-    let uid = job.metadata.uid.clone().unwrap_or_default();
-    let all = shared.pods_in(&ns);
-    let pods: Vec<&Pod> = all
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| owner::is_controlled_by(&p.metadata, &uid))
-        .collect();
+    // Its pods from the owner index (the pods it controls, not every pod of the namespace).
+    let all = shared.pods_of(&job.metadata, false);
+    let pods: Vec<&Pod> = all.iter().map(|p| p.as_ref()).collect();
     let pods = ctx.without_stale(&key, pods);
     let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), *p)).collect();
     let plan = core::sync(&job, &pods, now);

@@ -21,6 +21,7 @@ use super::Shared;
 use super::pod_control::{create_pods, delete_pods};
 use crate::informer::Change;
 use crate::util::expectations::Expectations;
+use crate::util::own_writes::OwnWrites;
 use crate::util::owner;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ struct Ctx {
     shared: Arc<Shared>,
     replica_sets: Store<ReplicaSet>,
     expectations: Expectations,
+    /// Our last status write of each ReplicaSet, until the cache shows it.
+    own_writes: OwnWrites<ReplicaSet>,
 }
 
 /// Pods per namespace label selectors are cheap to evaluate; this maps a pod change to the
@@ -80,6 +83,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         shared,
         replica_sets: rs_store,
         expectations: Expectations::new(),
+        own_writes: OwnWrites::new(),
     });
     controller
         .reconcile_on(pod_keys)
@@ -105,10 +109,20 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
     let ns = rs.namespace().unwrap_or_default();
     let name = rs.name_any();
     let key = format!("{ns}/{name}");
+    // Our previous status write may not have reached the cache yet; deciding (and writing) from
+    // the copy it replaced would compare against an old status and conflict.
+    let rs = ctx.own_writes.freshest(&key, rs);
     let now = shared.clock.now();
     let selector = core::selector(&rs)?;
     let pods_api: Api<Pod> = shared.client.namespaced(&ns);
-    let all = shared.pods_in(&ns);
+    // Expectations before the pods are read, as syncReplicaSet does: the owner index never lags
+    // the pod cache, so every pod the expectations saw in the cache is in `all`.
+    let satisfied = ctx
+        .expectations
+        .satisfied(&key, Instant::now(), |n| shared.pod_seen(&ns, n));
+    // Our pods and the namespace's orphans (FilterPodsByOwner): pods of other controllers are
+    // never claimed, so they need not be read.
+    let all = shared.pods_of(&rs.metadata, true);
     let refs: Vec<&Pod> = all.iter().map(|p| p.as_ref()).collect();
     let claims = core::claim_pods(&rs, &selector, &refs);
 
@@ -178,16 +192,18 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
         })
         .collect();
 
-    let satisfied = ctx
-        .expectations
-        .satisfied(&key, Instant::now(), |n| shared.pod_seen(&ns, n));
     let mut manage_error = None;
     if satisfied && rs.metadata.deletion_timestamp.is_none() {
-        let related = related_pods(&rs, &ctx.replica_sets, &refs);
+        // The siblings' pods only rank a scale-down.
+        let related = if claimed.len() > core::desired_replicas(&rs) as usize {
+            related_pods(&rs, &ctx.replica_sets, shared)
+        } else {
+            Vec::new()
+        };
         let related_refs: Vec<&Pod> = if related.is_empty() {
             claimed.clone()
         } else {
-            related
+            related.iter().map(|p| p.as_ref()).collect()
         };
         let plan = core::manage_replicas(&rs, &claimed, &related_refs, now);
         let regarding = rs.object_reference();
@@ -225,9 +241,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
     if rs.status.as_ref() != Some(&status) {
         let api = shared.client.namespaced::<ReplicaSet>(&ns);
         match update_status(&api, &rs, status.clone()).await {
-            Ok(()) => {}
+            Ok((replaced, written)) => {
+                ctx.own_writes
+                    .record(&key, replaced.as_deref(), written, Instant::now());
+            }
             Err(e) if e.is_not_found() => {
                 ctx.expectations.forget(&key);
+                ctx.own_writes.forget(&key);
                 return Ok(Action::await_change());
             }
             Err(e) => return Err(e.into()),
@@ -250,19 +270,20 @@ const STATUS_UPDATE_RETRIES: usize = 1;
 /// copy; when that fails — typically a conflict because the deployment controller changed the
 /// ReplicaSet's replicas or annotations, or our own previous status write has not reached the cache
 /// yet — read the ReplicaSet fresh and write once more. `observedGeneration` stays the generation
-/// this sync acted on, so a retry never claims to have seen a newer spec.
+/// this sync acted on, so a retry never claims to have seen a newer spec. Returns the
+/// resourceVersion the successful write replaced and the written ReplicaSet.
 async fn update_status(
     api: &Api<ReplicaSet>,
     cached: &ReplicaSet,
     status: ReplicaSetStatus,
-) -> Result<(), niwa_client::Error> {
+) -> Result<(Option<String>, ReplicaSet), niwa_client::Error> {
     let name = cached.name_any();
     let mut rs = cached.clone();
     let mut attempt = 0;
     loop {
         rs.status = Some(status.clone());
         let err = match api.replace_status(&rs).await {
-            Ok(_) => return Ok(()),
+            Ok(written) => return Ok((rs.metadata.resource_version.take(), written)),
             Err(e) => e,
         };
         if attempt >= STATUS_UPDATE_RETRIES || err.is_not_found() {
@@ -273,20 +294,16 @@ async fn update_status(
     }
 }
 
-/// The active pods of every ReplicaSet with the same controller (a Deployment's ReplicaSets), for
-/// the "doubled up" deletion rank.
-fn related_pods<'a>(rs: &ReplicaSet, store: &Store<ReplicaSet>, pods: &[&'a Pod]) -> Vec<&'a Pod> {
+/// The pods of every ReplicaSet with the same controller (a Deployment's ReplicaSets), for the
+/// "doubled up" deletion rank (the ranking counts only the active ones).
+fn related_pods(rs: &ReplicaSet, store: &Store<ReplicaSet>, shared: &Shared) -> Vec<Arc<Pod>> {
     let Some(owner_uid) = owner::controller_of(&rs.metadata).map(|o| o.uid.clone()) else {
         return Vec::new();
     };
     let ns = rs.metadata.namespace.clone();
-    let siblings: Vec<String> = store
+    store
         .filter(|r| r.metadata.namespace == ns && owner::is_controlled_by(&r.metadata, &owner_uid))
         .iter()
-        .filter_map(|r| r.metadata.uid.clone())
-        .collect();
-    pods.iter()
-        .copied()
-        .filter(|p| owner::controller_of(&p.metadata).is_some_and(|c| siblings.contains(&c.uid)))
+        .flat_map(|r| shared.pods_of(&r.metadata, false))
         .collect()
 }

@@ -90,12 +90,9 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Ctx>) -> Result<Action, niwa_
     ctx.claims.wait_until_ready().await;
     ctx.revisions.wait_until_ready().await;
     let uid = set.metadata.uid.clone().unwrap_or_default();
-    let all = shared.pods_in(&ns);
-    let pods: Vec<&Pod> = all
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| owner::is_controlled_by(&p.metadata, &uid))
-        .collect();
+    // Its pods from the owner index (the pods it controls, not every pod of the namespace).
+    let all = shared.pods_of(&set.metadata, false);
+    let pods: Vec<&Pod> = all.iter().map(|p| p.as_ref()).collect();
     let claim_names: Vec<String> = ctx
         .claims
         .filter(|c| c.metadata.namespace.as_deref() == Some(ns.as_str()))

@@ -12,6 +12,9 @@
 //!   `completions` — one success and no active pod. As Kubernetes ≥ 1.31 does, the interim
 //!   `FailureTarget`/`SuccessCriteriaMet` condition is set first, remaining pods are terminated, and
 //!   `Failed`/`Complete` follows once none is left.
+//!
+//! Besides [`sync`] here: what is read from pods in `pods`, the failure policy and backoff in
+//! `failure`, the pods a Job creates in `template`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -23,6 +26,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
 use crate::util::owner;
 use crate::util::pod as podutil;
+
+pub use self::failure::backoff_delay;
+use self::failure::*;
+pub use self::pods::*;
+pub use self::template::*;
 
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
@@ -151,214 +159,6 @@ fn set_cond(
         last_transition_time: Some(Time(now)),
     });
     true
-}
-
-/// Whether the pod carries the Job's tracking finalizer.
-pub fn has_finalizer(p: &Pod) -> bool {
-    p.metadata
-        .finalizers
-        .as_ref()
-        .is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
-}
-
-fn uid(p: &Pod) -> String {
-    p.metadata.uid.clone().unwrap_or_default()
-}
-
-/// Kubernetes' `isPodFailed` (PodReplacementPolicy TerminatingOrFailed): Failed, or deleted before
-/// it succeeded (an orphan that will never reach a phase).
-fn is_failed(p: &Pod) -> bool {
-    podutil::phase(p) == "Failed"
-        || (podutil::is_terminating(p) && podutil::phase(p) != "Succeeded")
-}
-
-fn is_succeeded(p: &Pod) -> bool {
-    podutil::phase(p) == "Succeeded"
-}
-
-/// A pod's completion index (Indexed Jobs).
-pub fn completion_index(p: &Pod) -> Option<i32> {
-    p.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(COMPLETION_INDEX_ANNOTATION))
-        .or_else(|| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(COMPLETION_INDEX_ANNOTATION))
-        })
-        .and_then(|v| v.parse().ok())
-}
-
-/// When a finished pod finished: its latest container termination, else its Ready transition.
-fn finished_at(p: &Pod) -> Option<Timestamp> {
-    let st = p.status.as_ref()?;
-    let term = st
-        .container_statuses
-        .iter()
-        .flatten()
-        .filter_map(|c| {
-            c.state
-                .as_ref()?
-                .terminated
-                .as_ref()?
-                .finished_at
-                .as_ref()
-                .map(|t| t.0)
-        })
-        .max();
-    term.or_else(|| {
-        st.conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Ready")
-            .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0))
-    })
-}
-
-/// Parse `completedIndexes` ("1,3-5") into a set.
-pub fn parse_indexes(s: &str, completions: i32) -> BTreeSet<i32> {
-    let mut out = BTreeSet::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse().ok(), b.parse().ok()),
-            None => (part.parse().ok(), part.parse().ok()),
-        };
-        if let (Some(a), Some(b)) = (a, b) {
-            for i in a..=b {
-                if i >= 0 && i < completions {
-                    out.insert(i);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Format a set of indexes as Kubernetes does ("1,3-5").
-pub fn format_indexes(set: &BTreeSet<i32>) -> String {
-    let mut parts = Vec::new();
-    let mut iter = set.iter().copied().peekable();
-    while let Some(start) = iter.next() {
-        let mut end = start;
-        while iter.peek() == Some(&(end + 1)) {
-            end += 1;
-            iter.next();
-        }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-    }
-    parts.join(",")
-}
-
-/// The outcome of the pod failure policy for one failed pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum FailureAction {
-    FailJob(String),
-    Ignore,
-    Count,
-}
-
-/// Kubernetes' `matchPodFailurePolicy` (FailJob, Ignore, Count; FailIndex counts like Count here).
-fn match_failure_policy(job: &Job, p: &Pod) -> FailureAction {
-    let Some(policy) = job
-        .spec
-        .as_ref()
-        .and_then(|s| s.pod_failure_policy.as_ref())
-    else {
-        return FailureAction::Count;
-    };
-    let statuses: Vec<_> = p
-        .status
-        .as_ref()
-        .map(|s| {
-            s.init_container_statuses
-                .iter()
-                .flatten()
-                .chain(s.container_statuses.iter().flatten())
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    for (i, rule) in policy.rules.iter().enumerate() {
-        let mut matched = None;
-        if let Some(req) = &rule.on_exit_codes {
-            for cs in &statuses {
-                if req.container_name.as_ref().is_some_and(|n| *n != cs.name) {
-                    continue;
-                }
-                let Some(code) = cs
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(|t| t.exit_code)
-                else {
-                    continue;
-                };
-                if code == 0 {
-                    continue;
-                }
-                let inside = req.values.contains(&code);
-                let hit = match req.operator.as_str() {
-                    "In" => inside,
-                    "NotIn" => !inside,
-                    _ => false,
-                };
-                if hit {
-                    matched = Some(format!(
-                        "Container {} for pod {}/{} failed with exit code {} matching {} rule at index {}",
-                        cs.name,
-                        p.metadata.namespace.as_deref().unwrap_or(""),
-                        p.metadata.name.as_deref().unwrap_or(""),
-                        code,
-                        rule.action,
-                        i
-                    ));
-                    break;
-                }
-            }
-        }
-        if let Some(pats) = &rule.on_pod_conditions {
-            let conds = p.status.as_ref().and_then(|s| s.conditions.as_ref());
-            for pat in pats {
-                let want = pat.status.as_str();
-                if conds
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == pat.type_ && c.status == want))
-                {
-                    matched = Some(format!(
-                        "Pod {}/{} has condition {} matching {} rule at index {}",
-                        p.metadata.namespace.as_deref().unwrap_or(""),
-                        p.metadata.name.as_deref().unwrap_or(""),
-                        pat.type_,
-                        rule.action,
-                        i
-                    ));
-                    break;
-                }
-            }
-        }
-        if let Some(msg) = matched {
-            return match rule.action.as_str() {
-                "FailJob" => FailureAction::FailJob(msg),
-                "Ignore" => FailureAction::Ignore,
-                _ => FailureAction::Count,
-            };
-        }
-    }
-    FailureAction::Count
-}
-
-/// The backoff before the next pod may be created, after `failures` consecutive failures.
-pub fn backoff_delay(failures: u32) -> Duration {
-    if failures == 0 {
-        return Duration::ZERO;
-    }
-    let exp = failures.saturating_sub(1).min(16);
-    (BACKOFF_BASE * 2u32.pow(exp)).min(BACKOFF_MAX)
 }
 
 /// Run one pass. `pods` are the pods the Job controls (already claimed).
@@ -743,89 +543,6 @@ fn finish(
     }
 }
 
-/// The pod a Job creates: the template plus the Job's labels, the tracking finalizer, our controller
-/// reference; for Indexed Jobs the completion index (annotation, label, `JOB_COMPLETION_INDEX`, hostname).
-pub fn pod_for(job: &Job, index: Option<i32>) -> Pod {
-    let template = job
-        .spec
-        .as_ref()
-        .map(|s| s.template.clone())
-        .unwrap_or_default();
-    let tmeta = template.metadata.clone().unwrap_or_default();
-    let name = job.metadata.name.clone().unwrap_or_default();
-    let uid = job.metadata.uid.clone().unwrap_or_default();
-    let mut labels = tmeta.labels.unwrap_or_default();
-    labels.insert(CONTROLLER_UID_LABEL.into(), uid.clone());
-    labels.insert(JOB_NAME_LABEL.into(), name.clone());
-    labels.insert("controller-uid".into(), uid);
-    labels.insert("job-name".into(), name.clone());
-    let mut annotations = tmeta.annotations.unwrap_or_default();
-    let mut finalizers = tmeta.finalizers.unwrap_or_default();
-    finalizers.push(TRACKING_FINALIZER.into());
-    let mut spec = template.spec.unwrap_or_default();
-    let mut generate_name = crate::controllers::replicaset::core::pod_name_prefix(&name);
-    if let Some(i) = index {
-        annotations.insert(COMPLETION_INDEX_ANNOTATION.into(), i.to_string());
-        labels.insert(COMPLETION_INDEX_ANNOTATION.into(), i.to_string());
-        generate_name = format!("{name}-{i}-");
-        if spec.hostname.is_none() {
-            spec.hostname = Some(format!("{name}-{i}"));
-        }
-        let env = EnvVar {
-            name: "JOB_COMPLETION_INDEX".into(),
-            value: None,
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    api_version: Some("v1".into()),
-                    field_path: format!("metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"),
-                }),
-                ..Default::default()
-            }),
-        };
-        for c in spec
-            .containers
-            .iter_mut()
-            .chain(spec.init_containers.iter_mut().flatten())
-        {
-            let envs = c.env.get_or_insert_with(Vec::new);
-            if !envs.iter().any(|e| e.name == "JOB_COMPLETION_INDEX") {
-                envs.push(env.clone());
-            }
-        }
-    }
-    Pod {
-        metadata: ObjectMeta {
-            generate_name: Some(generate_name),
-            namespace: job.metadata.namespace.clone(),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            finalizers: Some(finalizers),
-            owner_references: Some(vec![owner::controller_reference(
-                "batch/v1",
-                "Job",
-                &job.metadata,
-            )]),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    }
-}
-
-/// The selector of a Job's pods: its spec selector, or (when the apiserver did not generate one)
-/// the controller-uid label it puts on every pod.
-pub fn selector(
-    job: &Job,
-) -> Result<niwa_api::selector::LabelSelector, niwa_api::selector::SelectorError> {
-    match job.spec.as_ref().and_then(|s| s.selector.as_ref()) {
-        Some(sel) => niwa_api::selector::LabelSelector::from_api(Some(sel)),
-        None => niwa_api::selector::LabelSelector::parse(&format!(
-            "{CONTROLLER_UID_LABEL}={}",
-            job.metadata.uid.as_deref().unwrap_or("")
-        )),
-    }
-}
-
 /// ttlSecondsAfterFinished: `Some(Duration::ZERO)` when the finished Job is due for deletion now,
 /// `Some(d)` when it will be in `d`, `None` when it has no TTL or is not finished.
 pub fn ttl_remaining(job: &Job, now: Timestamp) -> Option<Duration> {
@@ -845,16 +562,8 @@ pub fn ttl_remaining(job: &Job, now: Timestamp) -> Option<Duration> {
     }
 }
 
-/// Pods grouped by their index (for tests and logs).
-pub fn pods_by_index<'a>(pods: &[&'a Pod]) -> BTreeMap<i32, Vec<&'a Pod>> {
-    let mut m: BTreeMap<i32, Vec<&Pod>> = BTreeMap::new();
-    for p in pods {
-        if let Some(i) = completion_index(p) {
-            m.entry(i).or_default().push(p);
-        }
-    }
-    m
-}
-
+mod failure;
+mod pods;
+mod template;
 #[cfg(test)]
 mod tests;

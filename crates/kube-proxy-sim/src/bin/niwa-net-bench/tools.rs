@@ -189,12 +189,18 @@ pub async fn slice(
 }
 
 /// Bits per second received, one iperf3 stream. The server may still be finishing the previous
-/// test ("busy") for a moment after a client ends: retried.
+/// test ("busy") for a moment after a client ends, or the readiness probe's bare connection
+/// (reset by peer): retried.
 pub fn iperf3(target: SocketAddr, seconds: u32) -> Result<f64> {
     let mut tries = 0;
     loop {
         match iperf3_once(target, seconds) {
-            Err(e) if tries < 5 && format!("{e:#}").contains("busy") => {
+            Err(e)
+                if tries < 5
+                    && ["busy", "reset by peer"]
+                        .iter()
+                        .any(|t| format!("{e:#}").contains(t)) =>
+            {
                 tries += 1;
                 std::thread::sleep(Duration::from_secs(1));
             }

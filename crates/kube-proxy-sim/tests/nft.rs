@@ -79,6 +79,23 @@ async fn stale_tables_go_at_start_and_the_own_table_on_shutdown() {
         json!({"clusterIP": vip.to_string(), "ports": [{"name": "http", "port": port, "targetPort": target}]}),
     )
     .await;
+    // No endpoints: refused by the table's reject rule even though a socket listens on the
+    // Service address itself (without the rule it would accept).
+    let addr = SocketAddr::new(vip, port);
+    let squatter = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind the ClusterIP");
+    eventually(
+        "the reject rule to refuse",
+        Duration::from_secs(5),
+        || async {
+            match tokio::net::TcpStream::connect(addr).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
     env.put_slice(
         "web-1",
         "web",
@@ -86,8 +103,9 @@ async fn stale_tables_go_at_start_and_the_own_table_on_shutdown() {
         &[(pod, true, NODE)],
     )
     .await;
-    let addr = SocketAddr::new(vip, port);
-    wait_serving(addr).await;
+    // With an endpoint, DNAT sends connections to the pod, past the squatting socket.
+    assert_eq!(wait_serving(addr).await, format!("backend-{pod}"));
+    drop(squatter);
     env.stop_proxy().await;
     let tables = nft_tables();
     assert!(

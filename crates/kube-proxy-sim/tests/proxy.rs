@@ -83,6 +83,12 @@ async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any(mode: Mo
     if mode == Mode::Nftables {
         // The kernel forwards: no per-connection metrics, but the table's size is reported.
         assert!(metrics.contains("niwa_proxy_nft_rules "), "{metrics}");
+        // Every transaction went through as rendered (a failed one is retried as a rebuild,
+        // which would hide a rendering bug behind working traffic).
+        assert!(
+            metrics.contains("niwa_proxy_nft_sync_failures_total 0"),
+            "{metrics}"
+        );
         assert!(
             metrics.contains("niwa_proxy_mode{mode=\"nftables\""),
             "{metrics}"

@@ -16,8 +16,8 @@ use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 use crate::model::nft::{
-    Balance, Programmed, TABLE_PREFIX, render_base, render_delete, render_sync, table_name,
-    table_pid,
+    Balance, Programmed, TABLE_PREFIX, base_groups, render_base, render_delete, render_sync,
+    table_name, table_pid,
 };
 use crate::model::{ListenerKey, ListenerSpec};
 
@@ -134,13 +134,16 @@ impl NftPlane {
             Err(NftError::Spawn(e)) => return Err(NftError::Spawn(e)),
             Err(e) => warn!(error = %e, "could not delete stale niwa-proxy tables"),
         }
-        run_nft(&render_base(&table, false)).await?;
+        run_nft(&render_base(&table, false, balance)).await?;
         info!(table = %table, "nftables table created");
         Ok(NftPlane {
             table,
             balance,
             metrics,
-            programmed: Programmed::default(),
+            programmed: Programmed {
+                listeners: BTreeMap::new(),
+                groups: base_groups(balance),
+            },
             broken: false,
             deleted: false,
             conntrack_missing: false,
@@ -169,7 +172,10 @@ impl NftPlane {
     ) -> Result<usize, NftError> {
         let rebuild = self.broken;
         let base = if rebuild {
-            Programmed::default()
+            Programmed {
+                listeners: BTreeMap::new(),
+                groups: base_groups(self.balance),
+            }
         } else {
             self.programmed.clone()
         };
@@ -184,7 +190,7 @@ impl NftPlane {
             return Ok(0);
         }
         let script = if rebuild {
-            render_base(&self.table, true) + &tx.text
+            render_base(&self.table, true, self.balance) + &tx.text
         } else {
             tx.text
         };

@@ -92,9 +92,29 @@ pub fn table_pid(name: &str) -> Option<u32> {
     Some(pid)
 }
 
-/// The table with its maps and base chains and nothing else. `replace` first deletes a table of
+/// Group chains made with the table, for 1..=`BASE_GROUPS` endpoints: nft (1.0.6) cannot add a
+/// rule naming a `typeof … th dport` map in a later transaction than the map's ("conflicting
+/// protocols specified: ip vs. th" when it reads the map back), and spelling the type with
+/// `tcp dport` would make the rule match TCP only. Made together with the maps they work for
+/// TCP and UDP; a Service with more endpoints makes its group in a transaction that fails and
+/// is retried as a rebuild (which again makes map and rule together).
+pub const BASE_GROUPS: usize = 64;
+
+/// The group chains [`render_base`] makes.
+pub fn base_groups(balance: Balance) -> BTreeSet<String> {
+    (1..=BASE_GROUPS)
+        .flat_map(|n| {
+            [
+                format!("{}-{n}", balance.chain_prefix()),
+                format!("pick-{}-{n}", balance.chain_prefix()),
+            ]
+        })
+        .collect()
+}
+
+/// The table with its maps, base chains and group chains. `replace` first deletes a table of
 /// that name (in the same transaction: a full rebuild after a failed incremental sync).
-pub fn render_base(table: &str, replace: bool) -> String {
+pub fn render_base(table: &str, replace: bool, balance: Balance) -> String {
     let mut out = String::new();
     if replace {
         let _ = writeln!(out, "add table ip {table}\ndelete table ip {table}");
@@ -112,9 +132,16 @@ pub fn render_base(table: &str, replace: bool) -> String {
 \tchain filter-input {{ type filter hook input priority -90; policy accept; {key} @no-endpoints goto reject-chain; }}
 \tchain filter-output {{ type filter hook output priority -90; policy accept; {key} @no-endpoints goto reject-chain; }}
 \tchain reject-chain {{ meta l4proto tcp reject with tcp reset; reject; }}
-}}
 "
     );
+    let (prefix, numgen) = (balance.chain_prefix(), balance.numgen());
+    for n in 1..=BASE_GROUPS {
+        let _ = writeln!(
+            out,
+            "\tchain {prefix}-{n} {{ dnat ip addr . port to {key} . numgen {numgen} mod {n} map @backends; }}\n\tchain pick-{prefix}-{n} {{ {key} . numgen {numgen} mod {n} vmap @endpoint-chains; }}"
+        );
+    }
+    out.push_str("}\n");
     out
 }
 

@@ -49,7 +49,7 @@ fn table_names_carry_node_and_pid() {
 
 #[test]
 fn base_table_hooks_nat_before_the_reject_filter() {
-    let base = render_base(T, false);
+    let base = render_base(T, false, Balance::RoundRobin);
     assert!(
         base.starts_with("table ip niwa-proxy-n1-42-0 {\n"),
         "{base}"
@@ -57,7 +57,12 @@ fn base_table_hooks_nat_before_the_reject_filter() {
     assert!(base.contains("chain nat-output { type nat hook output priority -100; policy accept; ip daddr . meta l4proto . th dport vmap @services; }"), "{base}");
     assert!(base.contains("chain filter-output { type filter hook output priority -90; policy accept; ip daddr . meta l4proto . th dport @no-endpoints goto reject-chain; }"), "{base}");
     assert!(base.contains("meta l4proto tcp reject with tcp reset; reject;"));
-    let rebuild = render_base(T, true);
+    // Group chains are made with the maps (see BASE_GROUPS for why).
+    assert!(base.contains("\tchain rr-64 { dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen inc mod 64 map @backends; }"), "{base}");
+    assert!(base.contains("\tchain pick-rr-1 { ip daddr . meta l4proto . th dport . numgen inc mod 1 vmap @endpoint-chains; }"), "{base}");
+    assert!(base.ends_with("}\n"));
+    assert_eq!(super::base_groups(Balance::RoundRobin).len(), 128);
+    let rebuild = render_base(T, true, Balance::RoundRobin);
     assert_eq!(
         lines(&rebuild)[..2],
         [

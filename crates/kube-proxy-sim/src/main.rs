@@ -41,8 +41,11 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     min_sync_period_ms: u64,
     /// Data path: `nftables` (kernel DNAT; needs root or CAP_NET_ADMIN and `nft`), `userspace`
-    /// (sockets), or `auto` (nftables when its table can be created, else userspace).
-    #[arg(long, env = "NIWA_PROXY_MODE", default_value = "auto")]
+    /// (sockets), or `auto` (nftables when its table can be created, else userspace). The
+    /// default is userspace: it retries another endpoint when a terminating pod refuses a
+    /// connection, so rollouts of pods without a preStop delay lose no request; kernel DNAT
+    /// cannot retry (as with kube-proxy, a refused connection reaches the client).
+    #[arg(long, env = "NIWA_PROXY_MODE", default_value = "userspace")]
     mode: niwa_proxy::plane::Mode,
     /// nftables mode: `round-robin` (numgen inc) or `random` (numgen random, as kube-proxy).
     #[arg(long, env = "NIWA_PROXY_NFT_BALANCE", default_value = "round-robin", value_parser = parse_balance)]

@@ -38,8 +38,8 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Changes arriving together are applied together, at most this long after the first.
     pub min_sync_period: Duration,
-    /// The data path: nftables (kernel DNAT), userspace (sockets), or auto (nftables if the
-    /// table can be created).
+    /// The data path: nftables (kernel DNAT), userspace (sockets, the default: see `--mode`), or
+    /// auto (nftables if the table can be created).
     pub mode: Mode,
     /// nftables mode: how Services without affinity spread connections.
     pub balance: Balance,
@@ -54,7 +54,7 @@ impl ProxyConfig {
             metrics_listen: None,
             limits: Limits::default(),
             min_sync_period: Duration::from_millis(10),
-            mode: Mode::Auto,
+            mode: Mode::Userspace,
             balance: Balance::RoundRobin,
         }
     }

@@ -5,6 +5,12 @@ use std::net::SocketAddr;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc, as niwa-store and niwa-scheduler: every request decodes,
+/// validates and re-encodes JSON in many small blocks on several threads, the pattern where glibc's
+/// malloc/free showed up as 11–23 % of those daemons' CPU (perf, docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "niwa-apiserver",

@@ -7,6 +7,11 @@ use clap::Parser;
 use niwa_controller_manager::Config;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc, as the other daemons: informers decode every watch event
+/// into typed objects, many small short-lived blocks across threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "niwa-controller-manager",

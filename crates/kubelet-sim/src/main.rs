@@ -11,6 +11,11 @@ use niwa_kubelet::config::{Capacity, KubeletConfig, PodCidr, RuntimeKind, parse_
 use niwa_kubelet::time::parse_go_duration;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of glibc's malloc, as the other daemons: a process of thousands of sim nodes
+/// decodes and encodes a pod or a node status per event, many small short-lived blocks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum RuntimeFlag {
     Sim,

@@ -2,8 +2,8 @@
 
 use super::*;
 
-/// `kubectl run`, `create -f`, `get -o yaml/jsonpath`, the pod IP answering HTTP, and the same
-/// pods through niwa-client's gRPC API.
+/// `kubectl run` (also `-i --rm`, attached), `create -f`, `get -o yaml/jsonpath`, the pod IP
+/// answering HTTP, and the same pods through niwa-client's gRPC API.
 pub(super) async fn pods(c: &Cluster) -> Result<()> {
     let ns = "pods";
     c.namespace(ns).await?;
@@ -26,6 +26,27 @@ pub(super) async fn pods(c: &Cluster) -> Result<()> {
         .kubectl(&["exec", "web", "-n", ns, "--", "sh", "-c", "echo exec-ok"])
         .await?;
     ensure!(out.contains("exec-ok"), "exec: {out}");
+    // `kubectl run -i --rm`, the tutorials' throwaway shell: it reads the script from the
+    // attached stdin, its output comes back, and kubectl deletes the pod afterwards.
+    let run = [
+        "run",
+        "-i",
+        "--rm",
+        "--restart=Never",
+        "--image=busybox",
+        "shell",
+        "-n",
+        ns,
+        "--",
+        "sh",
+    ];
+    let out = c
+        .kubectl_stdin(&run, Some("echo attach-ok $((6*7)); exit\n"))
+        .await?;
+    ensure!(
+        out.contains("attach-ok 42") && out.contains("pod \"shell\" deleted"),
+        "run -i --rm: {out}"
+    );
     c.kubectl(&["logs", "web", "-n", ns]).await?;
     let described = c.kubectl(&["describe", "pod", "web", "-n", ns]).await?;
     ensure!(

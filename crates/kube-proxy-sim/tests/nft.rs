@@ -10,7 +10,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Env, NODE, connect_name, eventually, nft_tables, table_of, wait_serving};
+use common::{
+    Env, NODE, connect_name, eventually, eventually_refused, nft_tables, table_of, wait_serving,
+};
 use serde_json::json;
 
 fn port_of(seed: u8) -> u16 {
@@ -85,17 +87,7 @@ async fn stale_tables_go_at_start_and_the_own_table_on_shutdown() {
     let squatter = tokio::net::TcpListener::bind(addr)
         .await
         .expect("bind the ClusterIP");
-    eventually(
-        "the reject rule to refuse",
-        Duration::from_secs(5),
-        || async {
-            match tokio::net::TcpStream::connect(addr).await {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await;
+    eventually_refused("the reject rule to refuse", addr).await;
     env.put_slice(
         "web-1",
         "web",

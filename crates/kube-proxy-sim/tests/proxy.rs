@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{Env, Mode, NODE, connect_name, connect_name_from, eventually, wait_serving};
+use common::{
+    Env, Mode, NODE, connect_name, connect_name_from, eventually, eventually_refused, wait_serving,
+};
 use niwa_client::{DeleteParams, Patch};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,17 +68,7 @@ async fn cluster_ip_balances_over_all_endpoints_and_refuses_without_any(mode: Mo
     let eps: Vec<(IpAddr, bool, &str)> = pods.iter().map(|ip| (*ip, false, NODE)).collect();
     env.put_slice("web-1", "web", &[("http", target, "TCP")], &eps)
         .await;
-    eventually(
-        "connections to be refused",
-        Duration::from_secs(5),
-        || async {
-            match tokio::net::TcpStream::connect(addr).await {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
-                _ => None,
-            }
-        },
-    )
-    .await;
+    eventually_refused("connections to be refused", addr).await;
 
     let metrics = env.metrics_text().await;
     assert!(metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"));

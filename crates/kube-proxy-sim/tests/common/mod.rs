@@ -424,3 +424,15 @@ pub async fn wait_serving(addr: SocketAddr) -> String {
     )
     .await
 }
+
+/// Waits until connecting to `addr` is refused (no endpoints: the kernel or the reject rule
+/// answers with a reset), panicking with `what` after five seconds.
+pub async fn eventually_refused(what: &str, addr: SocketAddr) {
+    eventually(what, Duration::from_secs(5), || async {
+        match tokio::net::TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+}

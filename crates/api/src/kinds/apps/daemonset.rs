@@ -1,8 +1,6 @@
 //! DaemonSet defaults and validation.
 
 use super::*;
-use crate::status::Cause;
-use crate::validation::field::{self, Path};
 
 impl Strategy for DaemonSet {
     fn default(&mut self) {

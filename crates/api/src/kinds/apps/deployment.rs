@@ -1,8 +1,6 @@
 //! Deployment and ReplicaSet defaults and validation.
 
 use super::*;
-use crate::status::Cause;
-use crate::validation::field::{self, Path};
 
 impl Strategy for Deployment {
     fn default(&mut self) {

@@ -1,8 +1,6 @@
 //! StatefulSet defaults and validation.
 
 use super::*;
-use crate::status::Cause;
-use crate::validation::field::{self, Path};
 
 const STATEFULSET_UPDATE_FORBIDDEN: &str = "updates to statefulset spec for fields other than \
     'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', \

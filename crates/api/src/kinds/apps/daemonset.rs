@@ -46,23 +46,15 @@ impl Strategy for DaemonSet {
                 "RollingUpdate" => {
                     if let Some(ru) = &strategy.rolling_update {
                         let rp = sp.child("rollingUpdate");
-                        if let Some(v) = &ru.max_unavailable {
-                            causes.extend(int_or_percent(v, &rp.child("maxUnavailable"), true));
-                        }
-                        if let Some(v) = &ru.max_surge {
-                            causes.extend(int_or_percent(v, &rp.child("maxSurge"), true));
-                        }
-                        let (unavailable_zero, surge_zero) = (
-                            is_zero(ru.max_unavailable.as_ref()),
-                            is_zero(ru.max_surge.as_ref()),
-                        );
-                        if unavailable_zero && surge_zero {
-                            causes.push(field::invalid(
-                                &rp.child("maxUnavailable"),
-                                render_int_or_string(ru.max_unavailable.as_ref()),
-                                "may not be 0 when `maxSurge` is 0",
-                            ));
-                        } else if !unavailable_zero && !surge_zero {
+                        causes.extend(validate_rolling_update(
+                            ru.max_unavailable.as_ref(),
+                            ru.max_surge.as_ref(),
+                            &rp,
+                            true,
+                        ));
+                        // A DaemonSet surges or takes pods down, never both.
+                        if !is_zero(ru.max_unavailable.as_ref()) && !is_zero(ru.max_surge.as_ref())
+                        {
                             causes.push(field::invalid(
                                 &rp.child("maxSurge"),
                                 render_int_or_string(ru.max_surge.as_ref()),

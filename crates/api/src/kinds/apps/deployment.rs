@@ -51,20 +51,12 @@ impl Strategy for Deployment {
                 }
                 "RollingUpdate" => {
                     if let Some(ru) = &strategy.rolling_update {
-                        let rp = sp.child("rollingUpdate");
-                        if let Some(v) = &ru.max_unavailable {
-                            causes.extend(int_or_percent(v, &rp.child("maxUnavailable"), true));
-                        }
-                        if let Some(v) = &ru.max_surge {
-                            causes.extend(int_or_percent(v, &rp.child("maxSurge"), false));
-                        }
-                        if is_zero(ru.max_unavailable.as_ref()) && is_zero(ru.max_surge.as_ref()) {
-                            causes.push(field::invalid(
-                                &rp.child("maxUnavailable"),
-                                render_int_or_string(ru.max_unavailable.as_ref()),
-                                "may not be 0 when `maxSurge` is 0",
-                            ));
-                        }
+                        causes.extend(validate_rolling_update(
+                            ru.max_unavailable.as_ref(),
+                            ru.max_surge.as_ref(),
+                            &sp.child("rollingUpdate"),
+                            false,
+                        ));
                     }
                 }
                 "" => causes.push(field::required(&sp.child("type"), "")),

@@ -128,6 +128,38 @@ fn render_int_or_string(v: Option<&IntOrString>) -> field::Bad {
     }
 }
 
+/// The rolling-update bounds Deployments and DaemonSets share (`ValidateRollingUpdateDeployment`,
+/// `ValidateRollingUpdateDaemonSet`): each of `maxUnavailable` and `maxSurge` a non-negative int
+/// or percent, `maxUnavailable` at most 100% (`maxSurge` too when `surge_at_most_100`, as for
+/// DaemonSets), and not both zero — a rollout that may neither surge nor take a pod down
+/// cannot progress.
+fn validate_rolling_update(
+    max_unavailable: Option<&IntOrString>,
+    max_surge: Option<&IntOrString>,
+    path: &Path,
+    surge_at_most_100: bool,
+) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(v) = max_unavailable {
+        causes.extend(int_or_percent(v, &path.child("maxUnavailable"), true));
+    }
+    if let Some(v) = max_surge {
+        causes.extend(int_or_percent(
+            v,
+            &path.child("maxSurge"),
+            surge_at_most_100,
+        ));
+    }
+    if is_zero(max_unavailable) && is_zero(max_surge) {
+        causes.push(field::invalid(
+            &path.child("maxUnavailable"),
+            render_int_or_string(max_unavailable),
+            "may not be 0 when `maxSurge` is 0",
+        ));
+    }
+    causes
+}
+
 fn selector_immutable(new: &LabelSelector, old: &LabelSelector) -> Vec<Cause> {
     field::immutable(
         &Path::new("spec").child("selector"),

@@ -136,3 +136,44 @@ fn statefulset_and_daemonset_defaults() {
         json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
     );
 }
+
+#[test]
+fn rolling_update_bounds_of_deployments_and_daemonsets() {
+    let template = json!({"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    let mut d = deploy(
+        json!({"selector": {"matchLabels": {"a": "b"}}, "template": template,
+        "strategy": {"type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": "150%", "maxSurge": "150%"}}}),
+    );
+    d.default();
+    assert_eq!(
+        lines(&d.validate()),
+        [
+            "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%"
+        ]
+    );
+    let ds = |ru: Value| {
+        let mut ds: DaemonSet = serde_json::from_value(json!({"apiVersion": "apps/v1",
+            "kind": "DaemonSet", "metadata": {"name": "s", "namespace": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template,
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": ru}}}))
+        .unwrap_or_default();
+        ds.default();
+        lines(&ds.validate())
+    };
+    assert_eq!(
+        ds(json!({"maxUnavailable": 1, "maxSurge": "150%"})),
+        [
+            "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: \"150%\": must not be greater than 100%",
+            "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: \"150%\": may not be set when maxUnavailable is non-zero",
+        ]
+    );
+    assert_eq!(
+        ds(json!({"maxUnavailable": "0%", "maxSurge": 0})),
+        [
+            "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"
+        ]
+    );
+    assert!(ds(json!({"maxUnavailable": 0, "maxSurge": "10%"})).is_empty());
+}

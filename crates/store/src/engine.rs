@@ -148,6 +148,7 @@ impl Engine {
             lanes: engine.lanes.clone(),
             failed: engine.failed.clone(),
             snapshot_job: None,
+            max_cohort_wait: syncer::max_cohort_wait(),
         };
         let handle = std::thread::Builder::new()
             .name("niwa-store-sync".into())

@@ -8,12 +8,19 @@
 //! next sync: the disk syncs back to back and the group grows with the load, with no thread hop
 //! between the request and the apply.
 //!
+//! Closed-loop writers come back as a cohort: the writers a sync answered resubmit together, and
+//! syncing as soon as the first of them arrives splits them over two syncs (steady state then
+//! alternates a small group with a big one). So when most of the last group is still missing, the
+//! sync thread waits for it, at most as long as the last sync took and never more than
+//! `NIWA_STORE_COHORT_WAIT_US` (default 1000; 0 turns the wait off), and syncs them all at once.
+//!
 //! Durability is unchanged: nothing is acknowledged, visible to reads (they read at the committed
 //! revision) or sent to watchers before an `fdatasync` that started after its frame was written.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -47,6 +54,8 @@ struct Queue {
     /// The store's revision after the newest queued write.
     revision: i64,
     closed: bool,
+    /// While the sync thread waits for a cohort: the queue length that wakes it (0: none).
+    want: usize,
 }
 
 impl Queue {
@@ -97,9 +106,10 @@ impl Log {
         }
         q.replies.push((reply, lane));
         q.revision = revision;
-        let idle = q.replies.len() == 1;
+        let len = q.replies.len();
+        let wake = len == 1 || len == q.want;
         drop(q);
-        if idle {
+        if wake {
             self.wake.notify_one();
         }
     }
@@ -110,11 +120,28 @@ impl Log {
         self.wake.notify_one();
     }
 
-    /// Waits for queued work; `None` once closed and drained.
-    fn take(&self) -> Option<Queue> {
+    /// Waits for queued work; `None` once closed and drained. With a [`Cohort`], once something is
+    /// queued it also waits (until the cohort's deadline) for the queue to reach the cohort's size.
+    fn take(&self, cohort: Option<Cohort>) -> Option<Queue> {
         let mut q = self.queue.lock();
+        // Writes queued during the last sync came from other writers: the cohort comes on top.
+        let want = q.replies.len() + cohort.map_or(0, |c| c.writers);
         while q.is_empty() && !q.closed {
             self.wake.wait(&mut q);
+        }
+        // Only a cohort that is mostly still missing is worth holding the disk for: with many
+        // writers in flight the group is big anyway, and waiting for the last of them only idles
+        // the disk (measured: slower at 256 writers).
+        if let Some(cohort) = cohort
+            && q.replies.len() * 2 < want
+        {
+            q.want = want;
+            while q.replies.len() < want && !q.closed {
+                if self.wake.wait_until(&mut q, cohort.deadline).timed_out() {
+                    break;
+                }
+            }
+            q.want = 0;
         }
         if q.is_empty() {
             return None;
@@ -125,8 +152,28 @@ impl Log {
             changes: std::mem::take(&mut q.changes),
             revision: q.revision,
             closed: false,
+            want: 0,
         })
     }
+}
+
+/// Longest the sync thread holds a sync back to let the writers it just answered join it, unless
+/// `NIWA_STORE_COHORT_WAIT_US` says otherwise (0 turns the wait off).
+const MAX_COHORT_WAIT: Duration = Duration::from_micros(1000);
+
+/// The cohort wait in effect (see [`MAX_COHORT_WAIT`]).
+pub(super) fn max_cohort_wait() -> Duration {
+    std::env::var("NIWA_STORE_COHORT_WAIT_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(MAX_COHORT_WAIT, Duration::from_micros)
+}
+
+/// The writers the last sync answered, expected back soon (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Cohort {
+    writers: usize,
+    deadline: Instant,
 }
 
 pub(super) struct Syncer {
@@ -137,12 +184,15 @@ pub(super) struct Syncer {
     pub(super) lanes: Arc<Lanes>,
     pub(super) failed: Arc<AtomicBool>,
     pub(super) snapshot_job: Option<JoinHandle<()>>,
+    pub(super) max_cohort_wait: Duration,
 }
 
 impl Syncer {
     pub(super) fn run(mut self) {
         let mut broken: Option<String> = None;
-        while let Some(group) = self.log.take() {
+        let mut cohort = None;
+        while let Some(group) = self.log.take(cohort) {
+            let started = Instant::now();
             if broken.is_none()
                 && let Err(err) = self.persist(group.chunks)
             {
@@ -165,7 +215,14 @@ impl Syncer {
                     changes: group.changes,
                 }));
             }
+            let writers = group.replies.len();
+            let synced = started.elapsed();
             self.lanes.deliver(group.replies);
+            // Waiting costs the queued writes at most about one sync, and saves one.
+            cohort = (writers > 1 && !self.max_cohort_wait.is_zero()).then(|| Cohort {
+                writers,
+                deadline: Instant::now() + synced.min(self.max_cohort_wait),
+            });
         }
         if let Some(job) = self.snapshot_job.take() {
             let _ = job.join();

@@ -1,4 +1,10 @@
 //! Golden tests of the zone: objects in, dig-like answers out.
+//!
+//! The shared fixtures and the ClusterIP, ExternalName and lifecycle cases are here; headless
+//! Services and their endpoints are in `headless`, pod records in `pods`.
+
+mod headless;
+mod pods;
 
 use hickory_proto::rr::{LowerName, Name, RecordType};
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -87,6 +93,32 @@ fn cluster_ip_zone() -> Zone {
             {"name": "dns", "port": 53, "protocol": "UDP"},
             {"port": 8080},
         ]}),
+    ));
+    z
+}
+
+/// A headless Service `db/web` with endpoints (shared with the pod-record tests).
+fn headless_zone(publish_not_ready: bool) -> Zone {
+    let mut z = zone_with(PodRecords::Verified);
+    z.apply_service(&service(
+        "db",
+        "web",
+        json!({"clusterIP": "None", "publishNotReadyAddresses": publish_not_ready,
+               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}),
+    ));
+    z.apply_endpoint_slice(&slice(
+        "db",
+        "web-abc",
+        "web",
+        json!({
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["127.244.1.5"], "hostname": "web-0", "conditions": {"ready": true}},
+                {"addresses": ["127.244.1.6"], "hostname": "web-1"},
+                {"addresses": ["127.244.2.7"], "conditions": {"ready": true}},
+                {"addresses": ["127.244.2.8"], "hostname": "web-3", "conditions": {"ready": false}},
+            ],
+        }),
     ));
     z
 }
@@ -248,165 +280,6 @@ fn apex_soa_ns_and_schema_version() {
     );
 }
 
-fn headless_zone(publish_not_ready: bool) -> Zone {
-    let mut z = zone_with(PodRecords::Verified);
-    z.apply_service(&service(
-        "db",
-        "web",
-        json!({"clusterIP": "None", "publishNotReadyAddresses": publish_not_ready,
-               "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}),
-    ));
-    z.apply_endpoint_slice(&slice(
-        "db",
-        "web-abc",
-        "web",
-        json!({
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-            "endpoints": [
-                {"addresses": ["127.244.1.5"], "hostname": "web-0", "conditions": {"ready": true}},
-                {"addresses": ["127.244.1.6"], "hostname": "web-1"},
-                {"addresses": ["127.244.2.7"], "conditions": {"ready": true}},
-                {"addresses": ["127.244.2.8"], "hostname": "web-3", "conditions": {"ready": false}},
-            ],
-        }),
-    ));
-    z
-}
-
-#[test]
-fn headless_service_answers_ready_endpoints() {
-    let z = headless_zone(false);
-    assert_eq!(
-        ask(&z, "web.db.svc.cluster.local.", RecordType::A),
-        "No Error\n\
-         AN web.db.svc.cluster.local. 5 IN A 127.244.1.5\n\
-         AN web.db.svc.cluster.local. 5 IN A 127.244.1.6\n\
-         AN web.db.svc.cluster.local. 5 IN A 127.244.2.7"
-    );
-    assert_eq!(
-        ask(&z, "web-0.web.db.svc.cluster.local.", RecordType::A),
-        "No Error\nAN web-0.web.db.svc.cluster.local. 5 IN A 127.244.1.5"
-    );
-    // Endpoints without a hostname are named by their dashed address.
-    assert_eq!(
-        ask(&z, "127-244-2-7.web.db.svc.cluster.local.", RecordType::A),
-        "No Error\nAN 127-244-2-7.web.db.svc.cluster.local. 5 IN A 127.244.2.7"
-    );
-    // A not-ready endpoint has no name.
-    assert!(
-        ask(&z, "web-3.web.db.svc.cluster.local.", RecordType::A)
-            .starts_with("Non-Existent Domain")
-    );
-    assert_eq!(
-        ask(&z, "_http._tcp.web.db.svc.cluster.local.", RecordType::SRV),
-        "No Error\n\
-         AN _http._tcp.web.db.svc.cluster.local. 5 IN SRV 0 33 8080 127-244-2-7.web.db.svc.cluster.local.\n\
-         AN _http._tcp.web.db.svc.cluster.local. 5 IN SRV 0 33 8080 web-0.web.db.svc.cluster.local.\n\
-         AN _http._tcp.web.db.svc.cluster.local. 5 IN SRV 0 33 8080 web-1.web.db.svc.cluster.local.\n\
-         AD 127-244-2-7.web.db.svc.cluster.local. 5 IN A 127.244.2.7\n\
-         AD web-0.web.db.svc.cluster.local. 5 IN A 127.244.1.5\n\
-         AD web-1.web.db.svc.cluster.local. 5 IN A 127.244.1.6"
-    );
-    assert_eq!(
-        ask(&z, "5.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "No Error\nAN 5.1.244.127.in-addr.arpa. 5 IN PTR web-0.web.db.svc.cluster.local."
-    );
-}
-
-#[test]
-fn headless_follows_readiness_and_publish_not_ready() {
-    let mut z = headless_zone(true);
-    assert!(ask(&z, "web-3.web.db.svc.cluster.local.", RecordType::A).contains("127.244.2.8"));
-    assert_eq!(
-        ask(&z, "web.db.svc.cluster.local.", RecordType::A)
-            .lines()
-            .count(),
-        5
-    );
-
-    // Readiness flips: the answer follows, and without ready endpoints the name is gone (spec 2.4.1).
-    z = headless_zone(false);
-    z.apply_endpoint_slice(&slice(
-        "db",
-        "web-abc",
-        "web",
-        json!({"ports": [{"name": "http", "port": 8080}],
-               "endpoints": [{"addresses": ["127.244.1.5"], "hostname": "web-0", "conditions": {"ready": false}}]}),
-    ));
-    assert!(ask(&z, "web.db.svc.cluster.local.", RecordType::A).starts_with("Non-Existent Domain"));
-    assert!(
-        ask(&z, "web-0.web.db.svc.cluster.local.", RecordType::A)
-            .starts_with("Non-Existent Domain")
-    );
-    assert_eq!(
-        ask(&z, "5.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "FORWARD"
-    );
-    z.apply_endpoint_slice(&slice(
-        "db",
-        "web-abc",
-        "web",
-        json!({"endpoints": [{"addresses": ["127.244.1.5"], "hostname": "web-0", "conditions": {"ready": true}}]}),
-    ));
-    assert_eq!(
-        ask(&z, "web.db.svc.cluster.local.", RecordType::A),
-        "No Error\nAN web.db.svc.cluster.local. 5 IN A 127.244.1.5"
-    );
-}
-
-#[test]
-fn endpoints_merge_across_slices_and_survive_slice_deletion() {
-    let mut z = headless_zone(false);
-    z.apply_endpoint_slice(&slice(
-        "db",
-        "web-def",
-        "web",
-        json!({"endpoints": [
-            {"addresses": ["127.244.1.5"], "hostname": "web-0"},
-            {"addresses": ["127.244.3.9"], "hostname": "web-9"},
-        ]}),
-    ));
-    let a = ask(&z, "web.db.svc.cluster.local.", RecordType::A);
-    assert_eq!(a.lines().count(), 5, "{a}");
-    assert_eq!(a.matches("127.244.1.5").count(), 1, "deduplicated: {a}");
-    z.delete_endpoint_slice(&ObjectKey::new("db", "web-abc"));
-    assert_eq!(
-        ask(&z, "web.db.svc.cluster.local.", RecordType::A),
-        "No Error\n\
-         AN web.db.svc.cluster.local. 5 IN A 127.244.1.5\n\
-         AN web.db.svc.cluster.local. 5 IN A 127.244.3.9"
-    );
-    z.delete_endpoint_slice(&ObjectKey::new("db", "web-def"));
-    assert!(ask(&z, "web.db.svc.cluster.local.", RecordType::A).starts_with("Non-Existent Domain"));
-}
-
-#[test]
-fn slices_arriving_before_their_service_count_once_it_arrives() {
-    let mut z = zone();
-    z.apply_endpoint_slice(&slice(
-        "db",
-        "web-abc",
-        "web",
-        json!({"endpoints": [{"addresses": ["127.244.1.5"], "hostname": "web-0"}]}),
-    ));
-    assert!(ask(&z, "web.db.svc.cluster.local.", RecordType::A).starts_with("Non-Existent Domain"));
-    z.apply_service(&service("db", "web", json!({"clusterIP": "None"})));
-    assert_eq!(
-        ask(&z, "web-0.web.db.svc.cluster.local.", RecordType::A),
-        "No Error\nAN web-0.web.db.svc.cluster.local. 5 IN A 127.244.1.5"
-    );
-    // Turning it into a ClusterIP Service drops the endpoint names.
-    z.apply_service(&service("db", "web", json!({"clusterIP": "127.96.0.30"})));
-    assert!(
-        ask(&z, "web-0.web.db.svc.cluster.local.", RecordType::A)
-            .starts_with("Non-Existent Domain")
-    );
-    assert_eq!(
-        ask(&z, "web.db.svc.cluster.local.", RecordType::A),
-        "No Error\nAN web.db.svc.cluster.local. 5 IN A 127.96.0.30"
-    );
-}
-
 #[test]
 fn external_name_is_a_cname() {
     let mut z = cluster_ip_zone();
@@ -443,128 +316,6 @@ fn external_name_is_a_cname() {
     ));
     assert!(
         ask(&z, "loop.default.svc.cluster.local.", RecordType::A).starts_with("Server Failure")
-    );
-}
-
-#[test]
-fn pod_records_insecure_verified_disabled() {
-    let mut insecure = zone();
-    insecure.apply_pod(&pod("default", "p", "127.244.1.9", false));
-    assert_eq!(
-        ask(
-            &insecure,
-            "127-244-1-9.default.pod.cluster.local.",
-            RecordType::A
-        ),
-        "No Error\nAN 127-244-1-9.default.pod.cluster.local. 5 IN A 127.244.1.9"
-    );
-    // Insecure: any well-formed name, in any namespace.
-    assert_eq!(
-        ask(
-            &insecure,
-            "127-1-2-3.other.pod.cluster.local.",
-            RecordType::A
-        ),
-        "No Error\nAN 127-1-2-3.other.pod.cluster.local. 5 IN A 127.1.2.3"
-    );
-    assert!(
-        ask(
-            &insecure,
-            "127-1-2-3.other.pod.cluster.local.",
-            RecordType::AAAA
-        )
-        .starts_with("No Error\nNS")
-    );
-    assert!(
-        ask(&insecure, "nope.other.pod.cluster.local.", RecordType::A).starts_with("Non-Existent")
-    );
-    assert_eq!(
-        ask(&insecure, "9.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "No Error\nAN 9.1.244.127.in-addr.arpa. 5 IN PTR 127-244-1-9.default.pod.cluster.local."
-    );
-
-    let mut verified = zone_with(PodRecords::Verified);
-    verified.apply_pod(&pod("default", "p", "127.244.1.9", false));
-    assert!(
-        ask(
-            &verified,
-            "127-244-1-9.default.pod.cluster.local.",
-            RecordType::A
-        )
-        .contains("IN A 127.244.1.9")
-    );
-    assert!(
-        ask(
-            &verified,
-            "127-244-1-9.other.pod.cluster.local.",
-            RecordType::A
-        )
-        .starts_with("Non-Existent")
-    );
-    assert!(
-        ask(&verified, "default.pod.cluster.local.", RecordType::A).starts_with("No Error\nNS")
-    );
-    verified.delete_pod(&ObjectKey::new("default", "p"));
-    assert!(
-        ask(
-            &verified,
-            "127-244-1-9.default.pod.cluster.local.",
-            RecordType::A
-        )
-        .starts_with("Non-Existent")
-    );
-    assert_eq!(
-        ask(&verified, "9.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "FORWARD"
-    );
-
-    let mut disabled = zone_with(PodRecords::Disabled);
-    disabled.apply_pod(&pod("default", "p", "127.244.1.9", false));
-    assert!(
-        ask(
-            &disabled,
-            "127-244-1-9.default.pod.cluster.local.",
-            RecordType::A
-        )
-        .starts_with("Non-Existent")
-    );
-    assert_eq!(
-        ask(&disabled, "9.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "FORWARD"
-    );
-}
-
-#[test]
-fn pod_ptr_yields_to_endpoint_names_and_host_network_pods_have_none() {
-    let mut z = headless_zone(false);
-    z.apply_pod(&pod("db", "web-0", "127.244.1.5", false));
-    assert_eq!(
-        ask(&z, "5.1.244.127.in-addr.arpa.", RecordType::PTR),
-        "No Error\nAN 5.1.244.127.in-addr.arpa. 5 IN PTR web-0.web.db.svc.cluster.local."
-    );
-    // Two host-network pods share their node's address: A records, no PTR.
-    z.apply_pod(&pod("kube-system", "a", "127.1.0.1", true));
-    z.apply_pod(&pod("kube-system", "b", "127.1.0.1", true));
-    assert_eq!(
-        ask(
-            &z,
-            "127-1-0-1.kube-system.pod.cluster.local.",
-            RecordType::A
-        ),
-        "No Error\nAN 127-1-0-1.kube-system.pod.cluster.local. 5 IN A 127.1.0.1"
-    );
-    z.delete_pod(&ObjectKey::new("kube-system", "a"));
-    assert!(
-        ask(
-            &z,
-            "127-1-0-1.kube-system.pod.cluster.local.",
-            RecordType::A
-        )
-        .contains("IN A")
-    );
-    assert_eq!(
-        ask(&z, "1.0.1.127.in-addr.arpa.", RecordType::PTR),
-        "FORWARD"
     );
 }
 

@@ -12,12 +12,14 @@ use super::{
 pub fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
     let s = "string";
     let i = "integer";
-    let wide = |c: &mut Vec<Column>| {
+    // The `-o wide` columns every pod-template workload but StatefulSet ends with.
+    let wide = |mut c: Vec<Column>| {
         c.extend([
             col("Containers", s, 1),
             col("Images", s, 1),
             col("Selector", s, 1),
         ]);
+        c
     };
     Some(match (info.group, info.kind) {
         ("", "Pod") => vec![
@@ -31,28 +33,20 @@ pub fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
             col("Nominated Node", s, 1),
             col("Readiness Gates", s, 1),
         ],
-        ("apps", "Deployment") => {
-            let mut c = vec![
-                NAME,
-                col("Ready", s, 0),
-                col("Up-to-date", i, 0),
-                col("Available", i, 0),
-                AGE,
-            ];
-            wide(&mut c);
-            c
-        }
-        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
-            let mut c = vec![
-                NAME,
-                col("Desired", i, 0),
-                col("Current", i, 0),
-                col("Ready", i, 0),
-                AGE,
-            ];
-            wide(&mut c);
-            c
-        }
+        ("apps", "Deployment") => wide(vec![
+            NAME,
+            col("Ready", s, 0),
+            col("Up-to-date", i, 0),
+            col("Available", i, 0),
+            AGE,
+        ]),
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => wide(vec![
+            NAME,
+            col("Desired", i, 0),
+            col("Current", i, 0),
+            col("Ready", i, 0),
+            AGE,
+        ]),
         ("apps", "StatefulSet") => vec![
             NAME,
             col("Ready", s, 0),
@@ -60,59 +54,50 @@ pub fn columns(info: &ResourceInfo) -> Option<Vec<Column>> {
             col("Containers", s, 1),
             col("Images", s, 1),
         ],
-        ("apps", "DaemonSet") => {
-            let mut c = vec![
-                NAME,
-                col("Desired", i, 0),
-                col("Current", i, 0),
-                col("Ready", i, 0),
-                col("Up-to-date", i, 0),
-                col("Available", i, 0),
-                col("Node Selector", s, 0),
-                AGE,
-            ];
-            wide(&mut c);
-            c
-        }
+        ("apps", "DaemonSet") => wide(vec![
+            NAME,
+            col("Desired", i, 0),
+            col("Current", i, 0),
+            col("Ready", i, 0),
+            col("Up-to-date", i, 0),
+            col("Available", i, 0),
+            col("Node Selector", s, 0),
+            AGE,
+        ]),
         ("apps", "ControllerRevision") => {
             vec![NAME, col("Controller", s, 0), col("Revision", i, 0), AGE]
         }
-        ("batch", "Job") => {
-            let mut c = vec![
-                NAME,
-                col("Status", s, 0),
-                col("Completions", s, 0),
-                col("Duration", s, 0),
-                AGE,
-            ];
-            wide(&mut c);
-            c
-        }
-        ("batch", "CronJob") => {
-            let mut c = vec![
-                NAME,
-                col("Schedule", s, 0),
-                col("Timezone", s, 0),
-                col("Suspend", s, 0),
-                col("Active", i, 0),
-                col("Last Schedule", s, 0),
-                AGE,
-            ];
-            wide(&mut c);
-            c
-        }
+        ("batch", "Job") => wide(vec![
+            NAME,
+            col("Status", s, 0),
+            col("Completions", s, 0),
+            col("Duration", s, 0),
+            AGE,
+        ]),
+        ("batch", "CronJob") => wide(vec![
+            NAME,
+            col("Schedule", s, 0),
+            col("Timezone", s, 0),
+            col("Suspend", s, 0),
+            col("Active", i, 0),
+            col("Last Schedule", s, 0),
+            AGE,
+        ]),
         _ => return None,
     })
 }
 
 pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Option<Vec<Value>> {
-    let template_wide = |spec: &Value, selector: &Value| {
+    // The `-o wide` cells matching `columns`' `wide`: the template's containers and images, and
+    // the selector.
+    let wide = |mut c: Vec<Value>, spec: &Value, selector: &Value| {
         let (containers, images) = containers_and_images(&spec["template"]["spec"]);
-        [
+        c.extend([
             json!(containers),
             json!(images),
             json!(label_selector(selector)),
-        ]
+        ]);
+        c
     };
     let spec = &obj["spec"];
     let status = &obj["status"];
@@ -120,31 +105,35 @@ pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Option<Vec<Val
         ("", "Pod") => pod(obj, now),
         ("apps", "Deployment") => {
             let desired = spec["replicas"].as_i64().unwrap_or(1);
-            let mut c = vec![
-                json!(name(obj)),
-                json!(format!("{}/{desired}", int(&status["readyReplicas"]))),
-                json!(int(&status["updatedReplicas"])),
-                json!(int(&status["availableReplicas"])),
-                age(obj, now),
-            ];
-            c.extend(template_wide(spec, &spec["selector"]));
-            c
+            wide(
+                vec![
+                    json!(name(obj)),
+                    json!(format!("{}/{desired}", int(&status["readyReplicas"]))),
+                    json!(int(&status["updatedReplicas"])),
+                    json!(int(&status["availableReplicas"])),
+                    age(obj, now),
+                ],
+                spec,
+                &spec["selector"],
+            )
         }
         ("apps", "ReplicaSet") | ("", "ReplicationController") => {
-            let mut c = vec![
-                json!(name(obj)),
-                json!(spec["replicas"].as_i64().unwrap_or(1)),
-                json!(int(&status["replicas"])),
-                json!(int(&status["readyReplicas"])),
-                age(obj, now),
-            ];
             let selector = if info.kind == "ReplicationController" {
                 json!({"matchLabels": spec["selector"]})
             } else {
                 spec["selector"].clone()
             };
-            c.extend(template_wide(spec, &selector));
-            c
+            wide(
+                vec![
+                    json!(name(obj)),
+                    json!(spec["replicas"].as_i64().unwrap_or(1)),
+                    json!(int(&status["replicas"])),
+                    json!(int(&status["readyReplicas"])),
+                    age(obj, now),
+                ],
+                spec,
+                &selector,
+            )
         }
         ("apps", "StatefulSet") => {
             let (containers, images) = containers_and_images(&spec["template"]["spec"]);
@@ -160,8 +149,8 @@ pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Option<Vec<Val
                 json!(images),
             ]
         }
-        ("apps", "DaemonSet") => {
-            let mut c = vec![
+        ("apps", "DaemonSet") => wide(
+            vec![
                 json!(name(obj)),
                 json!(int(&status["desiredNumberScheduled"])),
                 json!(int(&status["currentNumberScheduled"])),
@@ -170,10 +159,10 @@ pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Option<Vec<Val
                 json!(int(&status["numberAvailable"])),
                 json!(label_map(&spec["template"]["spec"]["nodeSelector"])),
                 age(obj, now),
-            ];
-            c.extend(template_wide(spec, &spec["selector"]));
-            c
-        }
+            ],
+            spec,
+            &spec["selector"],
+        ),
         ("apps", "ControllerRevision") => {
             let controller = obj["metadata"]["ownerReferences"]
                 .as_array()
@@ -198,17 +187,17 @@ pub fn cells(info: &ResourceInfo, obj: &Value, now: Timestamp) -> Option<Vec<Val
                 age(obj, now),
             ]
         }
-        ("batch", "Job") => {
-            let mut c = vec![
+        ("batch", "Job") => wide(
+            vec![
                 json!(name(obj)),
                 json!(job_status(obj)),
                 json!(job_completions(obj)),
                 json!(job_duration(obj, now)),
                 age(obj, now),
-            ];
-            c.extend(template_wide(spec, &spec["selector"]));
-            c
-        }
+            ],
+            spec,
+            &spec["selector"],
+        ),
         ("batch", "CronJob") => {
             let job_spec = &spec["jobTemplate"]["spec"];
             let (containers, images) = containers_and_images(&job_spec["template"]["spec"]);

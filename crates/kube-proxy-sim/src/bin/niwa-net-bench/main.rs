@@ -12,7 +12,9 @@
 //! * HTTP through niwa-ingress (a default backend) versus direct, at `--connections` and one;
 //!
 //! and once per mode: the time for one endpoint change to take effect and for a freshly started proxy to
-//! program `--services` Services (each with one endpoint; `--services 0` skips it).
+//! program `--services` Services (each with one endpoint; `--services 0` skips it). Those Services
+//! are deleted again before the next mode, so every mode programs the same number
+//! ([`programming`]).
 //!
 //! Every process shares the machine's cores: the load generator, the "pod" servers (in this
 //! program) and the proxy, so the proxied runs have one more process competing. The proxy's CPU
@@ -21,6 +23,7 @@
 //! Needs `iperf3` and `wrk` (Debian packages of those names). Prints Markdown tables: the
 //! median over runs with [min–max].
 
+mod programming;
 mod tools;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -212,7 +215,6 @@ async fn main() -> Result<()> {
         "nftables" | "userspace" => vec![args.mode.as_str()],
         other => bail!("--mode {other}: both, nftables or userspace"),
     };
-    let mut services_created = false;
     for (round, mode) in modes.iter().enumerate() {
         println!("\n### niwa-proxy --mode {mode}");
         let proxy_metrics: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
@@ -410,10 +412,9 @@ async fn main() -> Result<()> {
             let baseline =
                 metric(&http_get(proxy_metrics, "/metrics").await?, done_metric).unwrap_or(3.0);
             drop(proxy);
-            let programmed = programming(
+            let programmed = programming::measure(
                 &args,
                 mode,
-                !std::mem::replace(&mut services_created, true),
                 &services,
                 &slices,
                 pod,
@@ -421,6 +422,8 @@ async fn main() -> Result<()> {
                 &proxy_args,
                 proxy_metrics,
                 baseline,
+                // The next mode creates them anew, measuring the same number.
+                round + 1 < modes.len(),
             )
             .await?;
             println!(
@@ -490,89 +493,4 @@ async fn start_ingress(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// N Services with endpoints exist; a fresh proxy starts; the time until all of them are
-/// programmed, and the seconds its syncs took meanwhile (`kubeproxy_sync_proxy_rules_duration`).
-#[allow(clippy::too_many_arguments)]
-async fn programming(
-    args: &Args,
-    mode: &str,
-    create: bool,
-    services: &Api<Service>,
-    slices: &Api<EndpointSlice>,
-    pod: IpAddr,
-    port: u16,
-    proxy_args: &[String],
-    proxy_metrics: SocketAddr,
-    baseline: f64,
-) -> Result<(Duration, f64)> {
-    if create {
-        create_services(args, services, slices, pod, port).await?;
-    }
-    let start = Instant::now();
-    let _proxy = spawn(&args.bin_dir.join("niwa-proxy"), proxy_args)?;
-    // Userspace: one listener per Service; nftables: a `services` and a `backends` element.
-    let (done_metric, per_service) = if mode == "nftables" {
-        ("niwa_proxy_nft_elements", 2.0)
-    } else {
-        ("niwa_proxy_listeners", 1.0)
-    };
-    let want = args.services as f64 * per_service + baseline;
-    let programmed = loop {
-        if let Ok(m) = http_get(proxy_metrics, "/metrics").await
-            && metric(&m, done_metric).unwrap_or(0.0) >= want
-        {
-            let syncs = metric(&m, "kubeproxy_sync_proxy_rules_duration_seconds_sum");
-            break (start.elapsed(), syncs.unwrap_or(f64::NAN));
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            bail!("{} Services not programmed within 120 s", args.services);
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let last = IpAddr::V4(Ipv4Addr::new(
-        127,
-        97,
-        ((args.services - 1) / 250) as u8,
-        ((args.services - 1) % 250) as u8 + 1,
-    ));
-    wait_tcp(SocketAddr::new(last, 80), Duration::from_secs(5)).await?;
-    Ok(programmed)
-}
-
-/// `--services` Services in 127.97.0.0/16, each with one endpoint (`pod`:`port`).
-async fn create_services(
-    args: &Args,
-    services: &Api<Service>,
-    slices: &Api<EndpointSlice>,
-    pod: IpAddr,
-    port: u16,
-) -> Result<()> {
-    use futures::StreamExt;
-    eprintln!("creating {} Services with EndpointSlices...", args.services);
-    let created = Instant::now();
-    let mut pending = futures::stream::FuturesUnordered::new();
-    for i in 0..args.services {
-        let (services, slices) = (services.clone(), slices.clone());
-        pending.push(async move {
-            let name = format!("s{i}");
-            let ip = IpAddr::V4(Ipv4Addr::new(127, 97, (i / 250) as u8, (i % 250) as u8 + 1));
-            service(&services, &name, ip, 80).await?;
-            slice(&slices, &name, &[pod], port).await
-        });
-        if pending.len() >= 64
-            && let Some(r) = pending.next().await
-        {
-            r?;
-        }
-    }
-    while let Some(r) = pending.next().await {
-        r?;
-    }
-    eprintln!(
-        "created in {:.1} s; starting a fresh proxy",
-        created.elapsed().as_secs_f64()
-    );
-    Ok(())
 }

@@ -19,9 +19,10 @@
 //! Tests run in parallel: nothing here uses a fixed port. A test that needs the apiserver to go
 //! away and come back (watch resumption) calls [`ControlPlane::restart_apiserver`]; one that needs
 //! history compacted calls [`ControlPlane::compact`]. Benchmark programs share [`bench`]'s flag
-//! and /proc helpers.
+//! and /proc helpers; tests that drive the real `kubectl` run it through [`kubectl::run`].
 
 pub mod bench;
+pub mod kubectl;
 
 use std::net::SocketAddr;
 use std::path::Path;

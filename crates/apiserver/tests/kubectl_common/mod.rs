@@ -5,11 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
 
 use niwa_apiserver::http::kubeconfig::Kubeconfig;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -31,40 +28,8 @@ fn free_addr() -> SocketAddr {
     l.local_addr().expect("local addr")
 }
 
-/// What one kubectl run printed.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    /// Panics with the output unless kubectl succeeded.
-    pub fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "kubectl failed: {self:#?}");
-        self
-    }
-
-    /// Panics unless kubectl failed.
-    pub fn failed(self) -> Out {
-        assert_ne!(self.code, 0, "kubectl should have failed: {self:#?}");
-        self
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-
-    /// stdout as lines of whitespace-separated columns.
-    pub fn rows(&self) -> Vec<Vec<String>> {
-        self.stdout
-            .lines()
-            .map(|l| l.split_whitespace().map(String::from).collect())
-            .collect()
-    }
-}
+/// What one kubectl run printed (the runner is testkit's, shared with the kubelet's tests).
+pub use niwa_testkit::kubectl::Output as Out;
 
 impl Cluster {
     pub async fn start() -> Cluster {
@@ -108,35 +73,7 @@ impl Cluster {
     }
 
     pub async fn kubectl_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Out {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("kubectl on PATH");
-        if let Some(mut input) = child.stdin.take() {
-            input.write_all(stdin.as_bytes()).await.expect("stdin");
-            drop(input);
-        }
-        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 60 s"))
-            .expect("kubectl ran");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        niwa_testkit::kubectl::run(&self.kubeconfig, self.dir.path(), args, Some(stdin), env).await
     }
 
     pub async fn kubectl(&self, args: &[&str]) -> Out {

@@ -2,12 +2,10 @@
 //! the real `kubectl`: what the process, streaming and probe tests share.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use niwa_kubelet::config::RuntimeKind;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::{Cluster, condition, kill_containers, wait_pod};
 
@@ -46,39 +44,9 @@ impl ProcessCluster {
 
     /// [`Self::kubectl`] with `input` on its stdin (closed after it).
     pub async fn kubectl_in(&self, args: &[&str], input: Option<&str>) -> (i32, String, String) {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let run = async {
-            let mut child = cmd.spawn()?;
-            if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-                stdin.write_all(input.as_bytes()).await?;
-            }
-            child.wait_with_output().await
-        };
-        let out = match tokio::time::timeout(Duration::from_secs(60), run).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => panic!("kubectl on PATH: {e}"),
-            Err(_) => panic!("kubectl {args:?} did not finish in 60 s"),
-        };
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let out =
+            niwa_testkit::kubectl::run(&self.kubeconfig, self.dir.path(), args, input, &[]).await;
+        (out.code, out.stdout, out.stderr)
     }
 
     /// kubectl that must succeed; its stdout.

@@ -60,7 +60,7 @@ pub struct Informer<K> {
     store: Store<K>,
     subscribers: Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>>,
     /// By controller UID, when started with one.
-    index: Option<Arc<OwnerIndex>>,
+    index: Option<Arc<OwnerIndex<K>>>,
 }
 
 impl<K> Clone for Informer<K> {
@@ -105,7 +105,7 @@ impl<K: niwa_client::Object> Informer<K> {
         config: watcher::Config,
         tasks: &mut JoinSet<()>,
         shutdown: CancellationToken,
-        index: Option<Arc<OwnerIndex>>,
+        index: Option<Arc<OwnerIndex<K>>>,
     ) -> Informer<K> {
         let (store, mut writer) = reflector::store::<K>();
         let subscribers: Arc<Mutex<Vec<mpsc::Sender<Change<K>>>>> = Arc::default();
@@ -129,11 +129,12 @@ impl<K: niwa_client::Object> Informer<K> {
                         }
                         Some(Ok(ev)) => ev,
                     };
-                    // The index first, so that it never lags the store (see `owner_index`).
-                    if let Some(ix) = &task_index {
-                        ix.apply(&ev);
+                    // The store under the index's lock, so that the index never lags it (see
+                    // `owner_index`).
+                    match &task_index {
+                        Some(ix) => ix.apply(&ev, &reader, |e| writer.apply(e)),
+                        None => writer.apply(&ev),
                     }
-                    writer.apply(&ev);
                     let change = match ev {
                         // The store's own copy, not another clone of the object.
                         watcher::Event::Apply(k) => Change::Applied(
@@ -184,18 +185,7 @@ impl<K: niwa_client::Object> Informer<K> {
                     }
             });
         };
-        let mut keys = if uid.is_empty() {
-            Vec::new()
-        } else {
-            ix.controlled_by(uid)
-        };
-        if include_orphans {
-            keys.extend(ix.orphans(ns));
-        }
-        keys.iter()
-            .filter(|k| k.namespace.as_deref().unwrap_or("") == ns)
-            .filter_map(|k| self.store.get(k))
-            .collect()
+        ix.owned_by(ns, uid, include_orphans)
     }
 
     /// The shared cache.

@@ -40,28 +40,27 @@ pub fn selector(rs: &ReplicaSet) -> Result<LabelSelector, niwa_api::selector::Se
 }
 
 /// How the ReplicaSet claims the namespace's active pods.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Claims {
-    /// Names of pods that are already ours and match.
-    pub owned: Vec<String>,
-    /// Names of matching orphans to adopt.
-    pub adopt: Vec<String>,
-    /// Names of pods to release (ours, no longer matching).
-    pub release: Vec<String>,
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Claims<'a> {
+    /// Pods that are already ours and match.
+    pub owned: Vec<&'a Pod>,
+    /// Matching orphans to adopt.
+    pub adopt: Vec<&'a Pod>,
+    /// Pods to release (ours, no longer matching).
+    pub release: Vec<&'a Pod>,
 }
 
 /// Claim pods for `rs` among `pods` (only active pods count, as `FilterActivePods` then `ClaimPods`).
-pub fn claim_pods(rs: &ReplicaSet, selector: &LabelSelector, pods: &[&Pod]) -> Claims {
+pub fn claim_pods<'a>(rs: &ReplicaSet, selector: &LabelSelector, pods: &[&'a Pod]) -> Claims<'a> {
     let uid = rs.metadata.uid.as_deref().unwrap_or("");
     let deleting = rs.metadata.deletion_timestamp.is_some();
     let empty = BTreeMap::new();
     let mut out = Claims::default();
-    for p in pods.iter().filter(|p| podutil::is_active(p)) {
-        let name = p.metadata.name.clone().unwrap_or_default();
+    for p in pods.iter().copied().filter(|p| podutil::is_active(p)) {
         match owner::claim(&p.metadata, uid, deleting, selector, &empty) {
-            Claim::Owned => out.owned.push(name),
-            Claim::Adopt => out.adopt.push(name),
-            Claim::Release => out.release.push(name),
+            Claim::Owned => out.owned.push(p),
+            Claim::Adopt => out.adopt.push(p),
+            Claim::Release => out.release.push(p),
             Claim::Ignore => {}
         }
     }

@@ -1,25 +1,27 @@
 //! ReplicaSet controller: keeps `spec.replicas` pods matching the selector.
 //!
 //! The shell: a [`niwa_client::Controller`] over ReplicaSets, re-queued by changes of the shared pod
-//! informer (a pod's controller, or — for orphans — every ReplicaSet whose selector matches it).
-//! Each reconcile claims pods (adopt/release), creates or deletes pods when the expectations of the
-//! previous pass are met, and writes the status. Decisions in [`core`].
+//! informer (a pod's controller, or — for orphans — every ReplicaSet whose selector matches it),
+//! at once or batched as [`triggers`] decides. Each reconcile claims pods (adopt/release), creates
+//! or deletes pods when the expectations of the previous pass are met, and writes the status.
+//! Decisions in [`core`].
 
 pub mod core;
+pub mod triggers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use niwa_client::runtime::watcher;
-use niwa_client::{Action, Api, Controller, ObjectRef, Patch, ResourceExt, Store};
+use niwa_client::{Action, Api, Controller, Patch, ResourceExt, Store};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::Shared;
 use super::pod_control::{create_pods, delete_pods};
-use crate::informer::Change;
 use crate::util::expectations::Expectations;
 use crate::util::own_writes::OwnWrites;
 use crate::util::owner;
@@ -35,35 +37,10 @@ pub enum ReplicaSetError {
 struct Ctx {
     shared: Arc<Shared>,
     replica_sets: Store<ReplicaSet>,
-    expectations: Expectations,
+    /// Shared with the pod triggers, which tell it the pod events.
+    expectations: Arc<Expectations>,
     /// Our last status write of each ReplicaSet, until the cache shows it.
     own_writes: OwnWrites<ReplicaSet>,
-}
-
-/// Pods per namespace label selectors are cheap to evaluate; this maps a pod change to the
-/// ReplicaSets that must look again.
-fn keys_for_pod(change: &Change<Pod>, rs_store: &Store<ReplicaSet>) -> Vec<ObjectRef> {
-    let Some(pod) = change.object() else {
-        return rs_store.state().iter().map(|r| r.object_ref()).collect();
-    };
-    let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    if let Some(c) = owner::controller_of(&pod.metadata) {
-        return if c.kind == "ReplicaSet" {
-            vec![ObjectRef::new(&c.name).within(&ns)]
-        } else {
-            Vec::new()
-        };
-    }
-    // An orphan: every ReplicaSet in its namespace that selects it may adopt it.
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    rs_store
-        .filter(|rs| {
-            rs.metadata.namespace.as_deref() == Some(ns.as_str())
-                && core::selector(rs).is_ok_and(|s| !s.is_everything() && s.matches(&labels))
-        })
-        .iter()
-        .map(|r| r.object_ref())
-        .collect()
 }
 
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -72,23 +49,43 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         watcher::Config::default(),
     );
     let rs_store = controller.store();
-    let mapper_store = rs_store.clone();
-    let pod_keys = shared
-        .pods
-        .subscribe()
-        .flat_map(move |c| stream::iter(keys_for_pod(&c, &mapper_store)));
+    let expectations = Arc::new(Expectations::new());
+    // Pod changes go to the queue directly (not `reconcile_on`): most wait for the batch period.
+    let queue = controller.queue();
+    let pod_changes = shared.pods.subscribe();
+    let (mapper_store, mapper_expectations) = (rs_store.clone(), expectations.clone());
+    let token = shutdown.clone();
+    let pod_triggers = tokio::spawn(
+        async move {
+            let mut pod_changes = std::pin::pin!(pod_changes);
+            loop {
+                let change = tokio::select! {
+                    _ = token.cancelled() => break,
+                    c = pod_changes.next() => c,
+                };
+                let Some(change) = change else { break };
+                for (key, when) in triggers::route(&change, &mapper_store, &mapper_expectations) {
+                    queue.add_after(key, when.delay());
+                }
+            }
+        }
+        .instrument(tracing::debug_span!(
+            "pod-triggers",
+            controller = "replicaset"
+        )),
+    );
     shared.pods.store().wait_until_ready().await;
     let workers = shared.concurrency.replicaset;
     let ctx = Arc::new(Ctx {
         shared,
         replica_sets: rs_store,
-        expectations: Expectations::new(),
+        expectations,
         own_writes: OwnWrites::new(),
     });
     controller
-        .reconcile_on(pod_keys)
         .run(reconcile, error_policy, ctx, workers, shutdown)
         .await;
+    let _ = pod_triggers.await;
 }
 
 fn error_policy(rs: Arc<ReplicaSet>, err: &ReplicaSetError, ctx: Arc<Ctx>) -> Action {
@@ -126,7 +123,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
     let refs: Vec<&Pod> = all.iter().map(|p| p.as_ref()).collect();
     let claims = core::claim_pods(&rs, &selector, &refs);
 
-    let mut claimed_names = claims.owned.clone();
+    let mut claimed: Vec<&Pod> = claims.owned;
     if !claims.adopt.is_empty() {
         // Kubernetes re-reads the owner (uncached) before adopting: a ReplicaSet deleted or
         // replaced meanwhile must not adopt.
@@ -140,13 +137,8 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
         });
         if can_adopt {
             let oref = owner::controller_reference("apps/v1", "ReplicaSet", &rs.metadata);
-            for pod_name in &claims.adopt {
-                let Some(p) = refs
-                    .iter()
-                    .find(|p| p.metadata.name.as_deref() == Some(pod_name))
-                else {
-                    continue;
-                };
+            for p in claims.adopt {
+                let pod_name = p.metadata.name.as_deref().unwrap_or_default();
                 match pods_api
                     .patch(
                         pod_name,
@@ -154,20 +146,15 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
                     )
                     .await
                 {
-                    Ok(_) => claimed_names.push(pod_name.clone()),
+                    Ok(_) => claimed.push(p),
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
-    for pod_name in &claims.release {
-        let Some(p) = refs
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(pod_name))
-        else {
-            continue;
-        };
+    for p in claims.release {
+        let pod_name = p.metadata.name.as_deref().unwrap_or_default();
         let uid = rs.metadata.uid.clone().unwrap_or_default();
         if let Err(e) = pods_api
             .patch(
@@ -180,19 +167,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
             return Err(e.into());
         }
     }
-    let claimed_names: std::collections::HashSet<String> = claimed_names.into_iter().collect();
-    let claimed: Vec<&Pod> = refs
-        .iter()
-        .copied()
-        .filter(|p| {
-            p.metadata
-                .name
-                .as_ref()
-                .is_some_and(|n| claimed_names.contains(n))
-        })
-        .collect();
 
     let mut manage_error = None;
+    let mut settled = false;
     if satisfied && rs.metadata.deletion_timestamp.is_none() {
         // The siblings' pods only rank a scale-down.
         let related = if claimed.len() > core::desired_replicas(&rs) as usize {
@@ -233,8 +210,12 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
             deleted = names;
             manage_error = manage_error.or(err.map(|e| e.to_string()));
         }
+        let wrote = !(created.is_empty() && deleted.is_empty());
         ctx.expectations
             .expect(&key, created, deleted, Instant::now());
+        // Events of pods that reached the cache before the expectations were recorded cannot
+        // complete them: if that was all of them, nothing will trigger the next burst.
+        settled = wrote && ctx.expectations.settle(&key, |n| shared.pod_seen(&ns, n));
     }
 
     let status = core::calculate_status(&rs, &claimed, manage_error.as_deref(), now);
@@ -255,6 +236,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action, Replica
     }
     if manage_error.is_some() {
         return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    if settled {
+        return Ok(Action::requeue(Duration::ZERO));
     }
     Ok(match core::requeue_for_availability(&rs, &status) {
         Some(d) => Action::requeue(d),

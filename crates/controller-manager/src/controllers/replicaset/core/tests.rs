@@ -71,9 +71,9 @@ fn claims_adopt_orphans_release_mismatches_and_skip_inactive() {
     ];
     let refs: Vec<&Pod> = pods.iter().collect();
     let c = claim_pods(&r, &sel, &refs);
-    assert_eq!(c.owned, vec!["mine"]);
-    assert_eq!(c.adopt, vec!["orphan"]);
-    assert_eq!(c.release, vec!["relabeled"]);
+    assert_eq!(names(&c.owned), vec!["mine"]);
+    assert_eq!(names(&c.adopt), vec!["orphan"]);
+    assert_eq!(names(&c.release), vec!["relabeled"]);
 }
 
 #[test]

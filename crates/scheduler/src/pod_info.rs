@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Toleration,
-    TopologySpreadConstraint,
+    NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, PodSpec, Toleration,
+    TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use niwa_api::selector::LabelSelector;
 
@@ -178,26 +178,34 @@ impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> PodInfo {
         let meta = &pod.metadata;
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
-        let spec = pod.spec.clone().unwrap_or_default();
-        let affinity = spec.affinity.clone().unwrap_or_default();
-        let node_aff = affinity.node_affinity.unwrap_or_default();
-        let pod_aff = affinity.pod_affinity.unwrap_or_default();
-        let anti = affinity.pod_anti_affinity.unwrap_or_default();
-        let required = |terms: Option<Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+        // Borrowed, not cloned: every pod event of the informer builds a PodInfo, and a clone of
+        // the spec (containers, resources, …) was most of that cost.
+        let no_spec;
+        let spec = match &pod.spec {
+            Some(s) => s,
+            None => {
+                no_spec = PodSpec::default();
+                &no_spec
+            }
+        };
+        let affinity = spec.affinity.as_ref();
+        let node_aff = affinity.and_then(|a| a.node_affinity.as_ref());
+        let pod_aff = affinity.and_then(|a| a.pod_affinity.as_ref());
+        let anti = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
+        let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
             terms
-                .iter()
+                .into_iter()
                 .flatten()
                 .map(|t| AffinityTerm::new(&namespace, t, 0))
                 .collect()
         };
-        let preferred =
-            |terms: Option<Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| {
-                terms
-                    .iter()
-                    .flatten()
-                    .map(|t| AffinityTerm::new(&namespace, &t.pod_affinity_term, t.weight as i64))
-                    .collect::<Vec<_>>()
-            };
+        let preferred = |terms: Option<&Vec<WeightedPodAffinityTerm>>| {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| AffinityTerm::new(&namespace, &t.pod_affinity_term, t.weight as i64))
+                .collect::<Vec<_>>()
+        };
         let mut host_ports = Vec::new();
         let sidecars = spec
             .init_containers
@@ -239,27 +247,37 @@ impl PodInfo {
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
             required_node_terms: node_aff
-                .required_during_scheduling_ignored_during_execution
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .map(|s| s.node_selector_terms.iter().map(NodeTerm::new).collect()),
             preferred_node_terms: node_aff
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
+                .and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .into_iter()
                 .flatten()
                 .filter(|t| t.weight != 0)
                 .map(|t| (t.weight as i64, NodeTerm::new(&t.preference)))
                 .collect(),
-            required_affinity_terms: required(
-                pod_aff.required_during_scheduling_ignored_during_execution,
-            ),
-            required_anti_affinity_terms: required(
-                anti.required_during_scheduling_ignored_during_execution,
-            ),
-            preferred_affinity_terms: preferred(
-                pod_aff.preferred_during_scheduling_ignored_during_execution,
-            ),
-            preferred_anti_affinity_terms: preferred(
-                anti.preferred_during_scheduling_ignored_during_execution,
-            ),
+            required_affinity_terms: required(pod_aff.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity_terms: required(anti.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity_terms: preferred(pod_aff.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity_terms: preferred(anti.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
             spread_constraints: spec.topology_spread_constraints.clone().unwrap_or_default(),
             terminating: meta.deletion_timestamp.is_some(),
             node_name: spec.node_name.clone().filter(|n| !n.is_empty()),

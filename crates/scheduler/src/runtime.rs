@@ -310,11 +310,11 @@ fn schedule_one(ctx: &Arc<Ctx>, alg: &mut Algorithm, snap: &mut Snapshot, qp: Qu
     }
     match alg.schedule(&qp.info, snap) {
         Ok(result) => {
-            let mut assumed = (*qp.info).clone();
-            assumed.node_name = Some(result.node.clone());
             {
+                // The cache keeps the node beside the pod, so the queue's PodInfo is shared, not
+                // copied with `node_name` set (kube's assumed copy only sets spec.nodeName).
                 let mut st = ctx.shared.state.lock();
-                if let Err(e) = st.cache.assume(Arc::new(assumed), &result.node) {
+                if let Err(e) = st.cache.assume(qp.info.clone(), &result.node) {
                     tracing::warn!(pod = %qp.info.key(), error = %e, "cannot assume");
                     st.queue.error(&uid, Instant::now());
                     return;

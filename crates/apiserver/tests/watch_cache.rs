@@ -178,3 +178,104 @@ async fn an_initial_list_larger_than_four_mib_loads() {
         .unwrap_or_default();
     assert_eq!(names.len(), 6, "{names:?}");
 }
+
+/// Watchers of pods indexed by `spec.nodeName` (kube's trigger function): a node's watcher gets
+/// the pods bound to its node — ADDED at the binding, MODIFIED while bound, DELETED at the
+/// deletion — and nothing of other nodes' pods, while untriggered watchers (`!=`, no selector)
+/// still see everything they select.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_name_watchers_see_only_their_nodes_pods() {
+    let cluster = Cluster::start().await;
+    let mut c = cluster.client();
+    let pods = || rref("pods", "default", "");
+    let watch_req = |fields: &str| WatchRequest {
+        r#ref: Some(rref("pods", "", "")),
+        field_selector: fields.into(),
+        ..Default::default()
+    };
+    let mut on_a = watch(&mut c, watch_req("spec.nodeName=node-a")).await;
+    let mut on_b = watch(&mut c, watch_req("spec.nodeName=node-b")).await;
+    let mut scheduled = watch(&mut c, watch_req("spec.nodeName!=")).await;
+    let mut all = watch(&mut c, watch_req("")).await;
+
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    };
+    let bind = |name: &str, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+               "target": {"kind": "Node", "name": node}})
+    };
+    for (name, node) in [("p1", "node-a"), ("p2", "node-b")] {
+        create(&mut c, pods(), pod(name)).await.expect("create");
+        create(
+            &mut c,
+            sub(rref("pods", "default", name), "binding"),
+            bind(name, node),
+        )
+        .await
+        .expect("bind");
+    }
+    patch(
+        &mut c,
+        sub(rref("pods", "default", "p1"), "status"),
+        "application/merge-patch+json",
+        json!({"status": {"phase": "Running"}}),
+    )
+    .await
+    .expect("status");
+    // p2's deletion, last, marks the end of what node-a's watcher could have received.
+    for name in ["p1", "p2"] {
+        let now = json!({"gracePeriodSeconds": 0});
+        delete(&mut c, rref("pods", "default", name), now)
+            .await
+            .expect("delete");
+    }
+
+    let name = |o: &serde_json::Value| o["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (kind, o) = next(&mut on_a).await;
+        seen.push((kind, name(&o)));
+    }
+    let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        seen,
+        want(&[("ADDED", "p1"), ("MODIFIED", "p1"), ("DELETED", "p1")])
+    );
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (kind, o) = next(&mut on_b).await;
+        seen.push((kind, name(&o)));
+    }
+    assert_eq!(seen, want(&[("ADDED", "p2"), ("DELETED", "p2")]));
+    // Nothing else reached node-a's or node-b's watcher.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(on_a.try_recv().is_err(), "node-a's watcher got another pod");
+    assert!(on_b.try_recv().is_err(), "node-b's watcher got another pod");
+
+    // `spec.nodeName!=` sees each pod from its binding (ADDED) to its deletion.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (kind, o) = next(&mut scheduled).await;
+        seen.push((kind, name(&o)));
+    }
+    assert_eq!(
+        seen,
+        want(&[
+            ("ADDED", "p1"),
+            ("ADDED", "p2"),
+            ("MODIFIED", "p1"),
+            ("DELETED", "p1"),
+            ("DELETED", "p2"),
+        ])
+    );
+    // Without a selector: creation, binding, status and deletion of both.
+    for _ in 0..7 {
+        next(&mut all).await;
+    }
+}

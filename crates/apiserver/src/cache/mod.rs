@@ -2,6 +2,7 @@
 //! fanning events out to every watcher without touching the store (Kubernetes' "cacher").
 //!
 //! * [`resource::WatchCache`] — one resource's objects, history window and watchers; its feeder.
+//! * [`dispatch::Watchers`] — the watchers, indexed by trigger value (pods: `spec.nodeName`).
 //! * [`object::CachedObject`] — an object kept encoded, with what selectors need parsed.
 //! * [`page`] — paginated lists (limit/continue) at the current or a recent revision.
 //! * [`Caches`] — starts a resource's cache on first use and keeps it for the server's lifetime.
@@ -11,6 +12,7 @@
 //! revisions older than the window, and watches from older revisions, go to the store (see
 //! `rest/read.rs`, `rest/watch.rs`).
 
+pub mod dispatch;
 pub mod object;
 pub mod page;
 pub mod resource;

@@ -53,14 +53,19 @@ impl CachedObject {
 
     /// The value of a selectable field, as field selectors compare it.
     pub fn field(&self, field: &str) -> String {
+        self.field_ref(field).to_string()
+    }
+
+    /// [`CachedObject::field`] without the copy ("" for a field the kind does not have).
+    pub fn field_ref(&self, field: &str) -> &str {
         match field {
-            "metadata.name" => self.name.clone(),
-            "metadata.namespace" => self.namespace.clone(),
+            "metadata.name" => &self.name,
+            "metadata.namespace" => &self.namespace,
             other => kind_fields(self.kind)
                 .iter()
                 .position(|f| *f == other)
-                .and_then(|i| self.fields.get(i).cloned())
-                .unwrap_or_default(),
+                .and_then(|i| self.fields.get(i))
+                .map_or("", String::as_str),
         }
     }
 

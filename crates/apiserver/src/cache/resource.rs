@@ -8,12 +8,14 @@
 //! (it gets a 410 and re-lists) rather than slowing the feeder or anyone else.
 //!
 //! The offering happens outside the lock of the objects (`state`), under the watchers' own lock,
-//! so that lists and gets are not held up while an event goes out to a thousand watchers. Each
+//! so that lists and gets are not held up while an event goes out to a thousand watchers, and
+//! only to the watchers that can see it: watchers are indexed by the value their field selector
+//! pins the kind's trigger field to (pods: `spec.nodeName`, see [`super::dispatch`]). Each
 //! event's encoding is shared (`Bytes`) by every watcher it goes to. A watcher registers with the
 //! revision its initial events cover, and is offered only the changes after it: a change applied
 //! before the registration but offered after it is not delivered twice.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::dispatch::{Watchers, trigger_field};
 use super::object::CachedObject;
 use super::page::{self, CachePage, PageRequest};
 use crate::rest::{Filter, WatchEvent};
@@ -120,7 +123,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.cache.watchers.lock().remove(&self.id);
+        self.cache.watchers.lock().remove(self.id);
     }
 }
 
@@ -129,7 +132,7 @@ pub struct WatchCache {
     config: CacheConfig,
     state: RwLock<State>,
     /// Locked after `state` when both are needed (registration), never the other way round.
-    watchers: Mutex<HashMap<u64, Slot>>,
+    watchers: Mutex<Watchers<Slot>>,
     revision_tx: watch::Sender<i64>,
     progress: Notify,
     next_id: AtomicU64,
@@ -150,7 +153,7 @@ impl WatchCache {
             info,
             config,
             state: RwLock::new(State::default()),
-            watchers: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(Watchers::default()),
             revision_tx: watch::channel(0).0,
             progress: Notify::new(),
             next_id: AtomicU64::new(1),
@@ -235,8 +238,12 @@ impl WatchCache {
         let (tx, live) = mpsc::channel(self.config.watcher_buffer);
         let overflowed = Arc::new(AtomicBool::new(false));
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let trigger = trigger_field(self.info.kind)
+            .and_then(|f| filter.fields.exact(f))
+            .map(str::to_string);
         self.watchers.lock().insert(
             id,
+            trigger,
             Slot {
                 filter,
                 namespace,
@@ -395,19 +402,30 @@ impl WatchCache {
         Some(change)
     }
 
-    /// Offers `changes` (in revision order) to every watcher registered before them.
+    /// Offers `changes` (in revision order) to every watcher registered before them that can see
+    /// them (by the trigger index).
     fn fan_out(&self, changes: &[Change]) {
         if changes.is_empty() {
             return;
         }
+        let trigger = trigger_field(self.info.kind);
         let mut watchers = self.watchers.lock();
-        watchers.retain(|_, slot| {
-            changes
-                .iter()
-                .filter(|c| c.revision > slot.from)
-                .filter_map(|c| c.event_for(&slot.filter, slot.namespace.as_deref()))
-                .all(|ev| offer(slot, ev))
-        });
+        for change in changes {
+            let values = trigger.map(|f| {
+                let after = change.object.field_ref(f);
+                let before = change.prev.as_ref().map_or(after, |p| p.field_ref(f));
+                [before, after]
+            });
+            watchers.retain_candidates(values, |slot| {
+                if change.revision <= slot.from {
+                    return true;
+                }
+                match change.event_for(&slot.filter, slot.namespace.as_deref()) {
+                    Some(ev) => offer(slot, ev),
+                    None => true,
+                }
+            });
+        }
     }
 
     /// A progress notification: nothing happened up to `revision`. Due bookmarks go out.
@@ -421,7 +439,7 @@ impl WatchCache {
         };
         let now = Instant::now();
         let interval = self.config.bookmark_interval;
-        self.watchers.lock().retain(|_, slot| {
+        self.watchers.lock().retain(|slot| {
             if !slot.bookmarks || now.duration_since(slot.last_bookmark) < interval {
                 return true;
             }
@@ -444,11 +462,9 @@ impl WatchCache {
     }
 
     fn end_watchers(&self) {
-        let mut watchers = self.watchers.lock();
-        for slot in watchers.values() {
+        for slot in self.watchers.lock().drain() {
             slot.overflowed.store(true, Ordering::Relaxed);
         }
-        watchers.clear();
     }
 }
 

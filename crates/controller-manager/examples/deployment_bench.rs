@@ -43,7 +43,12 @@ async fn wait_done(
                 .as_ref()
                 .and_then(|a| a.get("deployment.kubernetes.io/revision"))
                 .cloned();
+            // observedGeneration: right after the template patch the revision annotation can
+            // read "2" while the status still counts the old ReplicaSet's pods as updated (seen
+            // under load: a 0.1 s "rolling update").
             if let Some(st) = d.status
+                && st.observed_generation.is_some()
+                && st.observed_generation == d.metadata.generation
                 && st.available_replicas == Some(replicas)
                 && st.updated_replicas == Some(replicas)
                 && st.replicas == Some(replicas)

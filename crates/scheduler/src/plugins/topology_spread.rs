@@ -188,6 +188,9 @@ pub fn pre_score(pod: &PodInfo, snap: &Snapshot, feasible: &[usize]) -> Option<S
     let mut counts = vec![HashMap::new(); constraints.len()];
     let mut ignored = vec![false; feasible.len()];
     let mut sizes = vec![0usize; constraints.len()];
+    // Whether a feasible node carries the key with an empty value: only then is the "" domain's
+    // count ever read (score skips nodes lacking the key, which also land in "").
+    let mut empty_value_read = vec![false; constraints.len()];
     for (j, &n) in feasible.iter().enumerate() {
         let labels = snap.nodes[n].labels();
         if require_all && !has_all_keys(labels, &constraints) {
@@ -198,8 +201,11 @@ pub fn pre_score(pod: &PodInfo, snap: &Snapshot, feasible: &[usize]) -> Option<S
             if c.topology_key == LABEL_HOSTNAME {
                 continue;
             }
-            let value = labels.get(&c.topology_key).cloned().unwrap_or_default();
-            if let std::collections::hash_map::Entry::Vacant(e) = counts[i].entry(value) {
+            let value = labels.get(&c.topology_key);
+            empty_value_read[i] |= value.is_some_and(String::is_empty);
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                counts[i].entry(value.cloned().unwrap_or_default())
+            {
                 e.insert(0);
                 sizes[i] += 1;
             }
@@ -218,7 +224,16 @@ pub fn pre_score(pod: &PodInfo, snap: &Snapshot, feasible: &[usize]) -> Option<S
             ((size + 2) as f64).ln()
         })
         .collect();
-    if constraints.iter().any(|c| c.topology_key != LABEL_HOSTNAME) {
+    // kube counts every node's pods into every domain a candidate sits in — O(all pods) per pod.
+    // A domain no candidate can read (the "" of nodes lacking the key: the default zone constraint
+    // on an unzoned cluster) is dropped first, so such clusters skip the scan entirely; the
+    // weights above already counted it, as kube's topoSize does.
+    for (i, read) in empty_value_read.iter().enumerate() {
+        if !read {
+            counts[i].remove("");
+        }
+    }
+    if counts.iter().any(|c| !c.is_empty()) {
         for node in &snap.nodes {
             let labels = node.labels();
             if require_all && !has_all_keys(labels, &constraints) {
@@ -418,5 +433,69 @@ mod tests {
             pre_score(&stray, &snap, &feasible).is_none(),
             "no owner, no service: no default spreading"
         );
+    }
+
+    fn owned_by_rs(name: &str) -> std::sync::Arc<PodInfo> {
+        pod(
+            name,
+            json!({"labels": {"app": "web"}, "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}]}),
+            json!({}),
+        )
+    }
+
+    fn rs_objects() -> ClusterObjects {
+        let mut objects = ClusterObjects::default();
+        objects.replica_sets.insert(
+            ("default".into(), "rs".into()),
+            LabelSelector::parse("app=web").expect("selector"),
+        );
+        objects
+    }
+
+    #[test]
+    fn golden_default_spreading_on_an_unzoned_cluster_counts_no_zone_domain() {
+        let mut nodes = vec![
+            node("a", "4", "8Gi", json!({}), json!({})),
+            node("b", "4", "8Gi", json!({}), json!({})),
+            node("c", "4", "8Gi", json!({}), json!({})),
+        ];
+        nodes[0].add_pod(owned_by_rs("w1"));
+        nodes[0].add_pod(owned_by_rs("w2"));
+        nodes[1].add_pod(owned_by_rs("w3"));
+        let snap = Snapshot::new(nodes, rs_objects());
+        let p = owned_by_rs("w4");
+        let feasible = [0, 1, 2];
+        let s = pre_score(&p, &snap, &feasible).expect("defaults apply");
+        // No node has a zone label: the "" domain is never read, so it is not counted at all.
+        assert!(s.counts.iter().all(HashMap::is_empty));
+        let mut raw: Vec<i64> = feasible
+            .iter()
+            .map(|&i| score(&s, &p, i, &snap.nodes[i]))
+            .collect();
+        // hostname only: weight ln(3+2)=1.61, skew 3 → +2: a 2*1.61+2 = 5.2 → 5, b 3.6 → 4, c 2.
+        assert_eq!(raw, vec![5, 4, 2]);
+        normalize(&s, &mut raw);
+        assert_eq!(raw, vec![40, 60, 100]);
+    }
+
+    #[test]
+    fn golden_an_empty_zone_label_reads_the_domain_of_unzoned_nodes() {
+        let mut nodes = vec![
+            node("a", "4", "8Gi", json!({}), json!({})),
+            node(
+                "b",
+                "4",
+                "8Gi",
+                json!({"topology.kubernetes.io/zone": ""}),
+                json!({}),
+            ),
+        ];
+        nodes[0].add_pod(owned_by_rs("w1"));
+        let snap = Snapshot::new(nodes, rs_objects());
+        let p = owned_by_rs("w2");
+        let s = pre_score(&p, &snap, &[0, 1]).expect("defaults apply");
+        // kube keys both nodes' pods under the pair (zone, ""): b reads a's pod.
+        assert_eq!(s.counts[1].get(""), Some(&1));
     }
 }

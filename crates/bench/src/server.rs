@@ -174,14 +174,19 @@ impl Server {
     }
 
     pub(crate) async fn clients(&self, n: usize) -> Result<Vec<Client>> {
-        let mut clients = Vec::with_capacity(n);
-        for _ in 0..n {
-            clients.push(
-                Client::connect([self.endpoint.as_str()], None)
-                    .await
-                    .with_context(|| format!("connecting to {}", self.endpoint))?,
-            );
-        }
-        Ok(clients)
+        connect(&self.endpoint, n).await
     }
+}
+
+/// `n` clients of `endpoint`, each its own HTTP/2 connection.
+pub(crate) async fn connect(endpoint: &str, n: usize) -> Result<Vec<Client>> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(
+            Client::connect([endpoint], None)
+                .await
+                .with_context(|| format!("connecting to {endpoint}"))?,
+        );
+    }
+    Ok(clients)
 }

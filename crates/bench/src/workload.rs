@@ -1,12 +1,13 @@
 //! The workloads: closed-loop puts and gets, watch fan-out latency, memory growth.
 
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use etcd_client::{GetOptions, WatchOptions};
+use etcd_client::{GetOptions, KvClient, WatchOptions};
 use tokio::task::JoinSet;
 
-use crate::server::Server;
+use crate::server::{Server, connect};
 use crate::{KEYS, VALUE_BYTES, WATCHERS_PER_CLIENT, WORKERS_PER_CLIENT};
 
 /// Latencies in microseconds plus the measured window.
@@ -72,6 +73,14 @@ pub(crate) async fn preload(server: &Server) -> Result<()> {
 
 /// Closed loop: `concurrency` workers, each issuing its next request as soon as the previous one
 /// is answered. Requests started during the warm-up are not recorded.
+///
+/// The workers run on one current-thread runtime per core, each runtime with its own share of the
+/// connections (worker `w` uses connection `w % connections`, connection `i` lives on thread
+/// `i % threads`), the way the servers under test serve them. Why: on one multi-thread runtime, the
+/// 16 workers sharing a connection were woken on either thread and contended for h2's stream lock;
+/// the client then spent ~88 µs of CPU per put at c=16 (glibc malloc, futex wake-ups, context
+/// switches), more than niwa-store's whole server side, so on a 2-core machine the put figures of
+/// both servers measured mostly the client.
 pub(crate) async fn closed_loop(
     server: &Server,
     op: Op,
@@ -79,53 +88,95 @@ pub(crate) async fn closed_loop(
     warmup: Duration,
     window: Duration,
 ) -> Result<Samples> {
-    let clients = server
-        .clients(concurrency.div_ceil(WORKERS_PER_CLIENT))
-        .await?;
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + window;
-    let mut set = JoinSet::new();
-    for w in 0..concurrency {
-        let mut kv = clients[w % clients.len()].kv_client();
-        set.spawn(async move {
-            let mut lat = Vec::with_capacity(1 << 14);
-            let serializable = GetOptions::new().with_serializable();
-            // A cheap per-worker key walk that covers all keys and differs between workers.
-            let mut k = (w * 7919) % KEYS;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                k = (k + 617) % KEYS;
-                match op {
-                    Op::Put => {
-                        kv.put(key(k), value(), None).await?;
+    let connections = concurrency.div_ceil(WORKERS_PER_CLIENT).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(connections);
+    // Every thread connects first; the clock starts once all of them are connected.
+    let ready = Arc::new(Barrier::new(threads));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let endpoint = server.endpoint.clone();
+        let ready = ready.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("bench-client-{t}"))
+            .spawn(move || -> Result<Vec<u64>> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    // This thread's connections: t, t + threads, t + 2·threads, ...
+                    let mine: Vec<usize> = (t..connections).step_by(threads).collect();
+                    let connected = connect(&endpoint, mine.len()).await;
+                    ready.wait();
+                    let clients = connected?;
+                    let start = Instant::now();
+                    let (measure_from, end) = (start + warmup, start + warmup + window);
+                    let mut set = JoinSet::new();
+                    for w in (0..concurrency).filter(|w| (w % connections) % threads == t) {
+                        let slot = (w % connections) / threads;
+                        let kv = clients[slot].kv_client();
+                        set.spawn(worker(kv, op, w, measure_from, end));
                     }
-                    Op::GetLinearizable => {
-                        kv.get(key(k), None).await?;
+                    let mut micros = Vec::new();
+                    while let Some(r) = set.join_next().await {
+                        micros.extend(r??);
                     }
-                    Op::GetSerializable => {
-                        kv.get(key(k), Some(serializable.clone())).await?;
-                    }
-                }
-                if t0 >= measure_from {
-                    lat.push(t0.elapsed().as_micros() as u64);
-                }
-            }
-            Ok::<_, etcd_client::Error>(lat)
-        });
+                    Ok(micros)
+                })
+            })?;
+        handles.push(spawned);
     }
-    let mut samples = Samples {
-        micros: Vec::new(),
-        window,
-    };
-    while let Some(r) = set.join_next().await {
-        samples.micros.extend(r??);
-    }
+    let micros = tokio::task::spawn_blocking(move || -> Result<Vec<u64>> {
+        let mut all = Vec::new();
+        for handle in handles {
+            let part = handle
+                .join()
+                .map_err(|_| anyhow!("a bench client thread panicked"))??;
+            all.extend(part);
+        }
+        Ok(all)
+    })
+    .await??;
+    let mut samples = Samples { micros, window };
     samples.sort();
     Ok(samples)
+}
+
+/// One closed-loop worker: its latencies (µs) of the requests started in the measured window.
+async fn worker(
+    mut kv: KvClient,
+    op: Op,
+    w: usize,
+    measure_from: Instant,
+    end: Instant,
+) -> Result<Vec<u64>, etcd_client::Error> {
+    let mut lat = Vec::with_capacity(1 << 14);
+    let serializable = GetOptions::new().with_serializable();
+    // A cheap per-worker key walk that covers all keys and differs between workers.
+    let mut k = (w * 7919) % KEYS;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        k = (k + 617) % KEYS;
+        match op {
+            Op::Put => {
+                kv.put(key(k), value(), None).await?;
+            }
+            Op::GetLinearizable => {
+                kv.get(key(k), None).await?;
+            }
+            Op::GetSerializable => {
+                kv.get(key(k), Some(serializable.clone())).await?;
+            }
+        }
+        if t0 >= measure_from {
+            lat.push(t0.elapsed().as_micros() as u64);
+        }
+    }
+    Ok(lat)
 }
 
 /// Result of one watch fan-out run.

@@ -19,6 +19,7 @@ pub mod attach;
 pub mod decode;
 pub mod discovery;
 pub mod exec;
+mod kinds;
 pub mod kubeconfig;
 pub mod logs;
 pub mod media;

@@ -20,6 +20,7 @@ use k8s_openapi::schemars::generate::{SchemaGenerator, SchemaSettings};
 use niwa_api::{Registry, ResourceInfo};
 use serde_json::{Map, Value, json};
 
+use super::kinds::for_each_kind;
 use super::version::GIT_VERSION;
 
 /// Every schema, by its Kubernetes name (`io.k8s.api.core.v1.Pod`), `$ref`s pointing at
@@ -30,71 +31,25 @@ pub struct Schemas {
     kinds: BTreeMap<(String, String, String), String>,
 }
 
-/// The `k8s-openapi` type of each kind niwa may serve, and of the subresource bodies.
-macro_rules! kinds {
-    ($gen:expr, $kinds:expr; $( $group:literal $version:literal $kind:literal => $ty:ty ),* $(,)?) => {
-        $(
-            let _ = $gen.subschema_for::<$ty>();
-            $kinds.insert(
-                ($group.to_string(), $version.to_string(), $kind.to_string()),
-                <$ty as JsonSchema>::schema_name().into_owned(),
-            );
-        )*
-    };
-}
-
 fn generate() -> Schemas {
-    use k8s_openapi::api;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
     let mut generator: SchemaGenerator = SchemaSettings::openapi3()
         .with(|s| s.definitions_path = "#/components/schemas/".into())
         .into_generator();
     let mut kinds = BTreeMap::new();
-    kinds!(generator, kinds;
-        "" "v1" "Namespace" => api::core::v1::Namespace,
-        "" "v1" "Node" => api::core::v1::Node,
-        "" "v1" "Pod" => api::core::v1::Pod,
-        "" "v1" "Service" => api::core::v1::Service,
-        "" "v1" "Endpoints" => api::core::v1::Endpoints,
-        "" "v1" "ConfigMap" => api::core::v1::ConfigMap,
-        "" "v1" "Secret" => api::core::v1::Secret,
-        "" "v1" "ServiceAccount" => api::core::v1::ServiceAccount,
-        "" "v1" "Event" => api::core::v1::Event,
-        "" "v1" "PersistentVolume" => api::core::v1::PersistentVolume,
-        "" "v1" "PersistentVolumeClaim" => api::core::v1::PersistentVolumeClaim,
-        "" "v1" "ResourceQuota" => api::core::v1::ResourceQuota,
-        "" "v1" "LimitRange" => api::core::v1::LimitRange,
-        "" "v1" "ReplicationController" => api::core::v1::ReplicationController,
-        "" "v1" "PodTemplate" => api::core::v1::PodTemplate,
-        "" "v1" "Binding" => api::core::v1::Binding,
-        "apps" "v1" "Deployment" => api::apps::v1::Deployment,
-        "apps" "v1" "ReplicaSet" => api::apps::v1::ReplicaSet,
-        "apps" "v1" "DaemonSet" => api::apps::v1::DaemonSet,
-        "apps" "v1" "StatefulSet" => api::apps::v1::StatefulSet,
-        "apps" "v1" "ControllerRevision" => api::apps::v1::ControllerRevision,
-        "batch" "v1" "Job" => api::batch::v1::Job,
-        "batch" "v1" "CronJob" => api::batch::v1::CronJob,
-        "discovery.k8s.io" "v1" "EndpointSlice" => api::discovery::v1::EndpointSlice,
-        "networking.k8s.io" "v1" "Ingress" => api::networking::v1::Ingress,
-        "networking.k8s.io" "v1" "IngressClass" => api::networking::v1::IngressClass,
-        "networking.k8s.io" "v1" "NetworkPolicy" => api::networking::v1::NetworkPolicy,
-        "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
-        "events.k8s.io" "v1" "Event" => api::events::v1::Event,
-        "policy" "v1" "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget,
-        "policy" "v1" "Eviction" => api::policy::v1::Eviction,
-        "autoscaling" "v1" "Scale" => api::autoscaling::v1::Scale,
-        "autoscaling" "v1" "HorizontalPodAutoscaler" => api::autoscaling::v1::HorizontalPodAutoscaler,
-        "autoscaling" "v2" "HorizontalPodAutoscaler" => api::autoscaling::v2::HorizontalPodAutoscaler,
-        "rbac.authorization.k8s.io" "v1" "Role" => api::rbac::v1::Role,
-        "rbac.authorization.k8s.io" "v1" "RoleBinding" => api::rbac::v1::RoleBinding,
-        "rbac.authorization.k8s.io" "v1" "ClusterRole" => api::rbac::v1::ClusterRole,
-        "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" => api::rbac::v1::ClusterRoleBinding,
-        "scheduling.k8s.io" "v1" "PriorityClass" => api::scheduling::v1::PriorityClass,
-        "storage.k8s.io" "v1" "StorageClass" => api::storage::v1::StorageClass,
-        "node.k8s.io" "v1" "RuntimeClass" => api::node::v1::RuntimeClass,
-        "meta.k8s.io" "v1" "Status" => meta::Status,
-        "meta.k8s.io" "v1" "DeleteOptions" => meta::DeleteOptions,
-    );
+    // The `k8s-openapi` type of each kind niwa may serve, and of the subresource bodies: every
+    // entry of the shared list, whether or not it is also decodable from protobuf.
+    macro_rules! schema_of_each {
+        ($( $flag:ident $group:literal $version:literal $kind:literal => $($path:ident)::+ ),* $(,)?) => {
+            $(
+                let _ = generator.subschema_for::<k8s_openapi::$($path)::+>();
+                kinds.insert(
+                    ($group.to_string(), $version.to_string(), $kind.to_string()),
+                    <k8s_openapi::$($path)::+ as JsonSchema>::schema_name().into_owned(),
+                );
+            )*
+        };
+    }
+    for_each_kind!(schema_of_each);
     let mut components = generator.take_definitions(true);
     for ((group, version, kind), name) in &kinds {
         if let Some(Value::Object(schema)) = components.get_mut(name) {

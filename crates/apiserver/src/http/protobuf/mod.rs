@@ -13,8 +13,9 @@
 //! embedded JSON. Go's protobuf encoder writes every non-pointer field, empty or not, so empty
 //! strings, lists and maps are dropped (they are `omitempty` in JSON).
 //!
-//! Here: the envelope and the kind table. The `Debug` text parser is in `debug`, its mapping
-//! onto the OpenAPI schema in `json`, the golden tests (real kubectl bodies) in `tests`.
+//! Here: the envelope and the kind table (generated from the list the OpenAPI schemas share,
+//! [`super::kinds`]). The `Debug` text parser is in `debug`, its mapping onto the OpenAPI schema
+//! in `json`, the golden tests (real kubectl bodies) in `tests`.
 
 mod debug;
 mod json;
@@ -27,6 +28,7 @@ use niwa_api::ApiError;
 use prost::Message;
 use serde_json::{Map, Value, json};
 
+use super::kinds::for_each_kind;
 use super::openapi::{Schemas, schemas};
 use debug::Parser;
 use json::to_json;
@@ -75,46 +77,22 @@ fn unsupported(api_version: &str, kind: &str) -> ApiError {
 
 /// Decodes `raw` as the `k8s-pb` message of the kind and renders it with `Debug`.
 fn debug_text(group: &str, version: &str, kind: &str, raw: &[u8]) -> Result<String, ApiError> {
-    use k8s_pb::api;
+    // A kind listed with a schema only is refused like one not listed at all.
+    macro_rules! decode_as {
+        (protobuf, $ty:ty) => {
+            <$ty>::decode(raw).map(|m| format!("{m:?}")).map_err(bad)
+        };
+        (openapi_only, $ty:ty) => {
+            Err(unsupported(&format!("{group}/{version}"), kind))
+        };
+    }
     macro_rules! table {
-        ($( $g:literal $v:literal $k:literal => $ty:ty ),* $(,)?) => {
+        ($( $flag:ident $g:literal $v:literal $k:literal => $($path:ident)::+ ),* $(,)?) => {
             match (group, version, kind) {
-                $( ($g, $v, $k) => <$ty>::decode(raw).map(|m| format!("{m:?}")).map_err(bad), )*
+                $( ($g, $v, $k) => decode_as!($flag, k8s_pb::$($path)::+), )*
                 _ => Err(unsupported(&format!("{group}/{version}"), kind)),
             }
         };
     }
-    table!(
-        "" "v1" "Namespace" => api::core::v1::Namespace,
-        "" "v1" "Node" => api::core::v1::Node,
-        "" "v1" "Pod" => api::core::v1::Pod,
-        "" "v1" "Service" => api::core::v1::Service,
-        "" "v1" "Endpoints" => api::core::v1::Endpoints,
-        "" "v1" "ConfigMap" => api::core::v1::ConfigMap,
-        "" "v1" "Secret" => api::core::v1::Secret,
-        "" "v1" "ServiceAccount" => api::core::v1::ServiceAccount,
-        "" "v1" "Event" => api::core::v1::Event,
-        "" "v1" "PersistentVolume" => api::core::v1::PersistentVolume,
-        "" "v1" "PersistentVolumeClaim" => api::core::v1::PersistentVolumeClaim,
-        "" "v1" "ResourceQuota" => api::core::v1::ResourceQuota,
-        "" "v1" "LimitRange" => api::core::v1::LimitRange,
-        "" "v1" "Binding" => api::core::v1::Binding,
-        "apps" "v1" "Deployment" => api::apps::v1::Deployment,
-        "apps" "v1" "ReplicaSet" => api::apps::v1::ReplicaSet,
-        "apps" "v1" "DaemonSet" => api::apps::v1::DaemonSet,
-        "apps" "v1" "StatefulSet" => api::apps::v1::StatefulSet,
-        "apps" "v1" "ControllerRevision" => api::apps::v1::ControllerRevision,
-        "batch" "v1" "Job" => api::batch::v1::Job,
-        "batch" "v1" "CronJob" => api::batch::v1::CronJob,
-        "discovery.k8s.io" "v1" "EndpointSlice" => api::discovery::v1::EndpointSlice,
-        "networking.k8s.io" "v1" "Ingress" => api::networking::v1::Ingress,
-        "networking.k8s.io" "v1" "IngressClass" => api::networking::v1::IngressClass,
-        "storage.k8s.io" "v1" "StorageClass" => api::storage::v1::StorageClass,
-        "coordination.k8s.io" "v1" "Lease" => api::coordination::v1::Lease,
-        "events.k8s.io" "v1" "Event" => api::events::v1::Event,
-        "policy" "v1" "PodDisruptionBudget" => api::policy::v1::PodDisruptionBudget,
-        "policy" "v1" "Eviction" => api::policy::v1::Eviction,
-        "autoscaling" "v1" "Scale" => api::autoscaling::v1::Scale,
-        "autoscaling" "v2" "HorizontalPodAutoscaler" => api::autoscaling::v2::HorizontalPodAutoscaler,
-    )
+    for_each_kind!(table)
 }

@@ -1,10 +1,12 @@
-//! The real `kubectl` (from PATH) against a [`Cluster`], with the cluster's kubeconfig.
+//! The real `kubectl` (from PATH) against a [`Cluster`]: testkit's runner
+//! ([`niwa_testkit::kubectl::try_run`]) with the cluster's kubeconfig and kubectl's `HOME` and
+//! cache in the cluster's data dir, its failures as errors.
 
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use tokio::io::AsyncWriteExt;
+use niwa_testkit::kubectl::try_run;
 
 use crate::cluster::Cluster;
 
@@ -19,37 +21,32 @@ impl Cluster {
 
     /// `kubectl <args>` with `input` on stdin (for `-f -`).
     pub async fn kubectl_stdin(&self, args: &[&str], input: Option<&str>) -> Result<String> {
-        let mut child = tokio::process::Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("running kubectl (is it on PATH?)")?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input.as_bytes()).await?;
-            drop(stdin);
-        }
-        let out = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
-            .await
-            .with_context(|| format!("kubectl {} timed out", args.join(" ")))??;
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
+        let out = try_run(
+            &self.kubeconfig(),
+            &self.kubectl_home(),
+            args,
+            input,
+            &[],
+            KUBECTL_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("kubectl {}", args.join(" ")))?;
+        if out.code != 0 {
             bail!(
-                "kubectl {} failed ({}): {}{}",
+                "kubectl {} failed (exit status: {}): {}{}",
                 args.join(" "),
-                out.status,
-                stdout,
-                String::from_utf8_lossy(&out.stderr).trim_end()
+                out.code,
+                out.stdout,
+                out.stderr.trim_end()
             );
         }
-        Ok(stdout)
+        Ok(out.stdout)
+    }
+
+    /// kubectl's `HOME` (its discovery and HTTP cache go to `cache/` there): in the data dir, so
+    /// nothing of the user's `~/.kube` is read or written and it is kept with the logs.
+    fn kubectl_home(&self) -> PathBuf {
+        self.data_dir().join("kubectl")
     }
 
     /// `kubectl apply -f -` of a YAML document (stream).

@@ -1,8 +1,10 @@
 //! The real `kubectl` (the one on PATH) run against a test cluster, as the apiserver's and the
-//! kubelet's kubectl tests run it: with the cluster's kubeconfig, a cache directory and `HOME` in
-//! the test's temp dir (so nothing of the user's `~/.kube` is read or written), `KUBECONFIG`
-//! removed, killed when dropped, and a 60 s limit so a hung kubectl fails the test instead of
-//! hanging it.
+//! kubelet's kubectl tests and the e2e suite run it: with the cluster's kubeconfig, a cache
+//! directory and `HOME` in the test's temp dir (so nothing of the user's `~/.kube` is read or
+//! written), `KUBECONFIG` removed, killed when dropped, and a time limit so a hung kubectl fails
+//! the test instead of hanging it. [`run`] panics when kubectl cannot run or takes longer than
+//! 60 s; [`try_run`] takes the limit and returns those failures, for callers that report errors as
+//! values (the e2e suite, whose `rollout status` waits up to two minutes).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-/// How long one kubectl run may take.
+/// How long one kubectl run may take in [`run`].
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one kubectl run printed.
@@ -49,6 +51,17 @@ impl Output {
     }
 }
 
+/// Why [`try_run`] has no [`Output`] to give.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// kubectl could not be started or fed its stdin.
+    #[error("running kubectl (is it on PATH?): {0}")]
+    Io(#[from] std::io::Error),
+    /// kubectl took longer than the limit and was killed.
+    #[error("kubectl did not finish within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
 /// Runs `kubectl <args>` with `kubeconfig`, its cache and `HOME` under `home`, and the extra
 /// `env`. `stdin`: `Some` is written to a pipe that is then closed (`Some("")` gives an empty
 /// stdin), `None` leaves stdin at /dev/null. Panics when kubectl cannot run or takes longer than
@@ -60,6 +73,24 @@ pub async fn run(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Output {
+    match try_run(kubeconfig, home, args, stdin, env, KUBECTL_TIMEOUT).await {
+        Ok(out) => out,
+        Err(RunError::Io(e)) => panic!("kubectl {args:?} (on PATH?): {e}"),
+        Err(RunError::Timeout(_)) => panic!("kubectl {args:?} did not finish within 60 s"),
+    }
+}
+
+/// [`run`] with the time limit `timeout`, returning a kubectl that cannot run or does not finish
+/// in time (it is killed then) as an error instead of panicking. A kubectl that ran and failed is
+/// an `Ok` [`Output`] with its non-zero `code`, as with [`run`].
+pub async fn try_run(
+    kubeconfig: &Path,
+    home: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Output, RunError> {
     let mut cmd = tokio::process::Command::new("kubectl");
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
@@ -87,14 +118,13 @@ pub async fn run(
         }
         child.wait_with_output().await
     };
-    let out = match tokio::time::timeout(KUBECTL_TIMEOUT, run).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("kubectl {args:?} (on PATH?): {e}"),
-        Err(_) => panic!("kubectl {args:?} did not finish within 60 s"),
+    let out = match tokio::time::timeout(timeout, run).await {
+        Ok(out) => out?,
+        Err(_) => return Err(RunError::Timeout(timeout)),
     };
-    Output {
+    Ok(Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    })
 }

@@ -27,6 +27,7 @@ use parking_lot::RwLock;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::StoreError;
+use crate::metrics::CommitMetrics;
 use crate::state::State;
 use crate::wal::Wal;
 use crate::watch::hub::Hub;
@@ -75,6 +76,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Minimum lease TTL in seconds (etcd: 2 with default raft timing).
     pub lease_min_ttl: i64,
+    /// Where the sync thread records its fsync times and group sizes.
+    pub commit_metrics: CommitMetrics,
 }
 
 /// Closes the commit queue when the last engine handle is dropped, which ends the sync thread.
@@ -149,6 +152,7 @@ impl Engine {
             failed: engine.failed.clone(),
             snapshot_job: None,
             max_cohort_wait: syncer::max_cohort_wait(),
+            metrics: config.commit_metrics.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("niwa-store-sync".into())

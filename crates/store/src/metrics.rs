@@ -17,6 +17,28 @@ fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
 }
 
+/// The group commit's own figures, recorded by the sync thread: they tell how many writes share
+/// one `fdatasync` and what the disk charges for it, the two numbers that set put throughput.
+#[derive(Clone, Debug)]
+pub struct CommitMetrics {
+    /// One observation per `fdatasync` of the WAL (etcd's `etcd_disk_wal_fsync_duration_seconds`).
+    pub fsync: Histogram,
+    /// Write requests answered by one group commit (one `fdatasync`, unless none of them changed
+    /// anything, e.g. all failed their checks).
+    pub group_writes: Histogram,
+}
+
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            // 50 µs .. ~1.6 s
+            fsync: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            // 1 .. 4096 writes
+            group_writes: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+        }
+    }
+}
+
 /// The methods whose histograms are looked up once, not per request (the write and read hot path).
 const HOT_METHODS: [&str; 4] = ["Put", "Range", "Txn", "DeleteRange"];
 
@@ -30,6 +52,8 @@ pub struct Metrics {
     pub revision: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub db_bytes: Gauge<u64, AtomicU64>,
     pub keys: Gauge,
+    /// Handed to the engine ([`crate::engine::EngineConfig`]), which records into it.
+    pub commit: CommitMetrics,
 }
 
 impl Default for Metrics {
@@ -68,6 +92,17 @@ impl Metrics {
         );
         let keys = Gauge::default();
         registry.register("etcd_debugging_mvcc_keys_total", "Live keys", keys.clone());
+        let commit = CommitMetrics::default();
+        registry.register(
+            "etcd_disk_wal_fsync_duration_seconds",
+            "Latency of the WAL's fdatasync calls",
+            commit.fsync.clone(),
+        );
+        registry.register(
+            "niwa_store_commit_group_writes",
+            "Write requests answered by one group commit (one fdatasync unless none changed the store)",
+            commit.group_writes.clone(),
+        );
         let hot = Arc::new(
             HOT_METHODS.map(|m| requests.get_or_create(&vec![("grpc_method", m)]).clone()),
         );
@@ -79,6 +114,7 @@ impl Metrics {
             revision,
             db_bytes,
             keys,
+            commit,
         }
     }
 

@@ -87,9 +87,11 @@ pub async fn run(config: StoreConfig, shutdown: CancellationToken) -> Result<(),
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let metrics = Metrics::new();
     let (engine, writer) = Engine::open(&EngineConfig {
         data_dir: config.data_dir.clone(),
         lease_min_ttl: config.lease_min_ttl,
+        commit_metrics: metrics.commit.clone(),
     })?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
@@ -102,7 +104,6 @@ pub async fn run(config: StoreConfig, shutdown: CancellationToken) -> Result<(),
         "niwa-store ready"
     );
 
-    let metrics = Metrics::new();
     let ctx = Ctx {
         engine: engine.clone(),
         header: Header {

@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use super::WriteReply;
 use super::lanes::{Lanes, Reply};
 use crate::error::{StoreError, WalError};
+use crate::metrics::CommitMetrics;
 use crate::mvcc::Change;
 use crate::wal::record::{RecordKind, WalBatch, WalRecord, encode_frame};
 use crate::wal::{Wal, install_snapshot};
@@ -185,6 +186,7 @@ pub(super) struct Syncer {
     pub(super) failed: Arc<AtomicBool>,
     pub(super) snapshot_job: Option<JoinHandle<()>>,
     pub(super) max_cohort_wait: Duration,
+    pub(super) metrics: CommitMetrics,
 }
 
 impl Syncer {
@@ -216,6 +218,7 @@ impl Syncer {
                 }));
             }
             let writers = group.replies.len();
+            self.metrics.group_writes.observe(writers as f64);
             let synced = started.elapsed();
             self.lanes.deliver(group.replies);
             // Waiting costs the queued writes at most about one sync, and saves one.
@@ -235,7 +238,7 @@ impl Syncer {
         for chunk in chunks {
             if let Some(snapshot) = chunk.rotate {
                 if dirty {
-                    self.wal.sync()?;
+                    self.sync()?;
                     dirty = false;
                 }
                 self.start_snapshot(snapshot);
@@ -246,8 +249,15 @@ impl Syncer {
             }
         }
         if dirty {
-            self.wal.sync()?;
+            self.sync()?;
         }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), WalError> {
+        let started = Instant::now();
+        self.wal.sync()?;
+        self.metrics.fsync.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 

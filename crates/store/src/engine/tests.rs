@@ -12,6 +12,7 @@ fn open(dir: &Path) -> Engine {
     let (engine, _sync) = Engine::open(&EngineConfig {
         data_dir: dir.to_path_buf(),
         lease_min_ttl: 2,
+        commit_metrics: Default::default(),
     })
     .expect("open the engine");
     engine

@@ -241,14 +241,18 @@ impl Wal {
 
     /// Appends already encoded frames ([`encode_frame`]) to the open segment without syncing them.
     pub fn write_frames(&mut self, frames: &[u8]) -> Result<(), WalError> {
-        let path = segment_path(&self.dir, self.seq);
+        // The path is built only for an error: joining it per call was 2 % of the store's CPU.
+        let failed = |source| WalError::Io {
+            path: segment_path(&self.dir, self.seq),
+            source,
+        };
         self.segment
             .write_all_at(frames, self.offset)
-            .map_err(io_err(&path))?;
+            .map_err(failed)?;
         self.offset += frames.len() as u64;
         if self.offset > self.allocated {
             let to = self.offset.next_multiple_of(ZEROED_AHEAD);
-            write_zeros(&self.segment, self.offset, to).map_err(io_err(&path))?;
+            write_zeros(&self.segment, self.offset, to).map_err(failed)?;
             self.allocated = to;
         }
         self.disk_bytes
@@ -258,9 +262,10 @@ impl Wal {
 
     /// `fdatasync`s the open segment: everything written to it so far is durable on return.
     pub fn sync(&self) -> Result<(), WalError> {
-        self.segment
-            .sync_data()
-            .map_err(io_err(&segment_path(&self.dir, self.seq)))
+        self.segment.sync_data().map_err(|source| WalError::Io {
+            path: segment_path(&self.dir, self.seq),
+            source,
+        })
     }
 
     /// Starts a new segment; returns its sequence number. Everything before it is covered by the

@@ -15,8 +15,15 @@
 //! linearizable Range succeeds, runs one workload, and kills the server by PID. Servers are owned by
 //! Drop guards, so they are stopped on errors, panics and Ctrl-C as well. No traffic ever leaves
 //! 127.0.0.1. Both servers run with their default durability (an fsync before every acknowledged
-//! write), and the client is the `etcd-client` crate 0.21, the same one used for the baseline
-//! figures in `/work/shared/reference/etcd-v3-wire.md`.
+//! write). The client is the same for both: the timed put/get loops use a minimal gRPC client on the
+//! `h2` crate (`grpc.rs`, one current-thread runtime per core), everything else (preload, watch,
+//! mem) the `etcd-client` crate 0.21, the one used for the baseline figures in
+//! `/work/shared/reference/etcd-v3-wire.md`. Until 2026-11-30 the loops used `etcd-client` too,
+//! which cost ~2x the CPU per request (see `grpc.rs` and docs/BENCHMARKS.md): figures from before
+//! then are not comparable with later ones.
+//!
+//! After each put run the WAL's fdatasync count and mean come from each server's own
+//! `etcd_disk_wal_fsync_duration_seconds`: puts per fdatasync is what group commit buys.
 //!
 //! Workloads (closed loop, 256-byte values over 1000 keys):
 //! * `put` at concurrency 1/16/64/256: ops/s, p50, p99;
@@ -33,17 +40,17 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use clap::Parser;
 
+mod grpc;
 mod report;
 mod server;
 mod workload;
 
 use report::*;
 
-/// In-flight workers per client connection. One `etcd_client::Client` is one HTTP/2 connection
-/// behind a tower buffer/balancer task; with hundreds of concurrent streams on it, that single
-/// connection (its h2 send lock, its one buffer worker, and on the Go side its one per-connection
-/// reader goroutine) becomes the bottleneck and the benchmark measures the client rather than the
-/// server. Real etcd clients at scale (several kube-apiservers, each with a handful of connections)
+/// In-flight workers per client connection (the closed-loop workloads' [`grpc::Grpc`], one HTTP/2
+/// connection each). With hundreds of concurrent streams on one connection, that connection (its
+/// h2 send lock, and on the Go side its one per-connection reader goroutine) becomes the
+/// bottleneck and the benchmark measures the client rather than the server. Real etcd clients at scale (several kube-apiservers, each with a handful of connections)
 /// spread load the same way. 16 streams per connection keeps c=1 and c=16 on one connection (the
 /// common case) and gives c=64 four and c=256 sixteen connections, identically for both servers.
 pub(crate) const WORKERS_PER_CLIENT: usize = 16;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::Args;
-use crate::server::{Kind, Server};
+use crate::server::{Fsyncs, Kind, Server};
 use crate::workload::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +114,13 @@ impl Bench {
                     for &kind in &kinds {
                         let server = Server::start(kind, &self.args).await?;
                         preload(&server).await?;
+                        let (rev, fsyncs) = (server.revision().await?, server.wal_fsyncs().await?);
                         let s = closed_loop(&server, Op::Put, c, warmup, window).await?;
+                        let puts = (server.revision().await? - rev) as f64;
+                        let after = server.wal_fsyncs().await?;
                         drop(server);
                         self.kv_rows(kind, &format!("put c={c}"), &s, run);
+                        self.fsync_rows(kind, &format!("put c={c}"), run, puts, fsyncs, after);
                     }
                 }
             }
@@ -209,6 +213,40 @@ impl Bench {
         self.record(kind, label.to_string(), "ops/s", Better::Higher, ops);
         self.record(kind, format!("{label} p50"), "ms", Better::Lower, p50);
         self.record(kind, format!("{label} p99"), "ms", Better::Lower, p99);
+    }
+
+    /// How many puts shared one WAL fdatasync and how long one took, over the whole closed loop
+    /// (warm-up included): what sets put throughput once the CPU is not the limit.
+    pub(crate) fn fsync_rows(
+        &mut self,
+        kind: Kind,
+        label: &str,
+        run: usize,
+        puts: f64,
+        before: Fsyncs,
+        after: Fsyncs,
+    ) {
+        let count = (after.count - before.count).max(1.0);
+        let per_fsync = puts / count;
+        let mean_ms = 1000.0 * (after.seconds - before.seconds) / count;
+        eprintln!(
+            "  run {run} {:4} {label}: {per_fsync:.1} puts per WAL fdatasync, fdatasync mean {mean_ms:.3} ms",
+            kind.name()
+        );
+        self.record(
+            kind,
+            format!("{label} per fdatasync"),
+            "puts",
+            Better::Info,
+            per_fsync,
+        );
+        self.record(
+            kind,
+            format!("{label} fdatasync mean"),
+            "ms",
+            Better::Info,
+            mean_ms,
+        );
     }
 
     pub(crate) fn table(&self) -> String {

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use etcd_client::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::{Args, READY_TIMEOUT};
 
@@ -32,6 +34,8 @@ pub(crate) struct Server {
     pub(crate) kind: Kind,
     pub(crate) child: Child,
     pub(crate) endpoint: String,
+    /// Where the server serves Prometheus metrics (etcd: its client URL; niwa: --metrics-listen).
+    metrics_addr: String,
     pub(crate) log: PathBuf,
     // Dropped after the child is killed (fields drop after `Drop::drop` runs).
     pub(crate) _dir: tempfile::TempDir,
@@ -117,10 +121,15 @@ impl Server {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
+        let metrics_addr = match kind {
+            Kind::Niwa => format!("127.0.0.1:{other_port}"),
+            Kind::Etcd => format!("127.0.0.1:{client_port}"),
+        };
         let mut server = Server {
             kind,
             child,
             endpoint,
+            metrics_addr,
             log,
             _dir: dir,
         };
@@ -173,20 +182,52 @@ impl Server {
             .ok_or_else(|| anyhow!("no VmRSS in /proc/{}/status", self.pid()))
     }
 
+    /// The WAL's fdatasync count and total seconds so far, from the server's own
+    /// `etcd_disk_wal_fsync_duration_seconds` histogram (both servers export it).
+    pub(crate) async fn wal_fsyncs(&self) -> Result<Fsyncs> {
+        let mut conn = TcpStream::connect(&self.metrics_addr)
+            .await
+            .with_context(|| format!("connecting to {}", self.metrics_addr))?;
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text).await?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+                .ok_or_else(|| anyhow!("{} has no {name} in its /metrics", self.kind.name()))
+        };
+        Ok(Fsyncs {
+            count: value("etcd_disk_wal_fsync_duration_seconds_count")?,
+            seconds: value("etcd_disk_wal_fsync_duration_seconds_sum")?,
+        })
+    }
+
+    /// The store's current revision (one more per put).
+    pub(crate) async fn revision(&self) -> Result<i64> {
+        let mut client = Client::connect([self.endpoint.as_str()], None).await?;
+        let resp = client.get("health", None).await?;
+        resp.header()
+            .map(|h| h.revision())
+            .ok_or_else(|| anyhow!("{} sent no response header", self.kind.name()))
+    }
+
     pub(crate) async fn clients(&self, n: usize) -> Result<Vec<Client>> {
-        connect(&self.endpoint, n).await
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(
+                Client::connect([self.endpoint.as_str()], None)
+                    .await
+                    .with_context(|| format!("connecting to {}", self.endpoint))?,
+            );
+        }
+        Ok(clients)
     }
 }
 
-/// `n` clients of `endpoint`, each its own HTTP/2 connection.
-pub(crate) async fn connect(endpoint: &str, n: usize) -> Result<Vec<Client>> {
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        clients.push(
-            Client::connect([endpoint], None)
-                .await
-                .with_context(|| format!("connecting to {endpoint}"))?,
-        );
-    }
-    Ok(clients)
+/// A reading of a server's WAL fsync counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fsyncs {
+    pub(crate) count: f64,
+    pub(crate) seconds: f64,
 }

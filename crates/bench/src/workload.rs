@@ -3,11 +3,16 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
-use etcd_client::{GetOptions, KvClient, WatchOptions};
+use anyhow::{Result, anyhow, bail};
+use etcd_client::WatchOptions;
+use etcd_client::proto::{
+    PbPutRequest as PutRequest, PbPutResponse as PutResponse, PbRangeRequest as RangeRequest,
+    PbRangeResponse as RangeResponse,
+};
 use tokio::task::JoinSet;
 
-use crate::server::{Server, connect};
+use crate::grpc::Grpc;
+use crate::server::Server;
 use crate::{KEYS, VALUE_BYTES, WATCHERS_PER_CLIENT, WORKERS_PER_CLIENT};
 
 /// Latencies in microseconds plus the measured window.
@@ -107,16 +112,24 @@ pub(crate) async fn closed_loop(
                 runtime.block_on(async move {
                     // This thread's connections: t, t + threads, t + 2·threads, ...
                     let mine: Vec<usize> = (t..connections).step_by(threads).collect();
-                    let connected = connect(&endpoint, mine.len()).await;
+                    let mut connected = Vec::with_capacity(mine.len());
+                    for _ in &mine {
+                        match Grpc::connect(&endpoint).await {
+                            Ok(conn) => connected.push(conn),
+                            Err(err) => {
+                                ready.wait();
+                                return Err(err);
+                            }
+                        }
+                    }
                     ready.wait();
-                    let clients = connected?;
+                    let clients = connected;
                     let start = Instant::now();
                     let (measure_from, end) = (start + warmup, start + warmup + window);
                     let mut set = JoinSet::new();
                     for w in (0..concurrency).filter(|w| (w % connections) % threads == t) {
                         let slot = (w % connections) / threads;
-                        let kv = clients[slot].kv_client();
-                        set.spawn(worker(kv, op, w, measure_from, end));
+                        set.spawn(worker(clients[slot].clone(), op, w, measure_from, end));
                     }
                     let mut micros = Vec::new();
                     while let Some(r) = set.join_next().await {
@@ -145,14 +158,13 @@ pub(crate) async fn closed_loop(
 
 /// One closed-loop worker: its latencies (µs) of the requests started in the measured window.
 async fn worker(
-    mut kv: KvClient,
+    mut grpc: Grpc,
     op: Op,
     w: usize,
     measure_from: Instant,
     end: Instant,
-) -> Result<Vec<u64>, etcd_client::Error> {
+) -> Result<Vec<u64>> {
     let mut lat = Vec::with_capacity(1 << 14);
-    let serializable = GetOptions::new().with_serializable();
     // A cheap per-worker key walk that covers all keys and differs between workers.
     let mut k = (w * 7919) % KEYS;
     loop {
@@ -163,13 +175,23 @@ async fn worker(
         k = (k + 617) % KEYS;
         match op {
             Op::Put => {
-                kv.put(key(k), value(), None).await?;
+                let put = PutRequest {
+                    key: key(k).into_bytes(),
+                    value: value(),
+                    ..PutRequest::default()
+                };
+                let _: PutResponse = grpc.unary("/etcdserverpb.KV/Put", &put).await?;
             }
-            Op::GetLinearizable => {
-                kv.get(key(k), None).await?;
-            }
-            Op::GetSerializable => {
-                kv.get(key(k), Some(serializable.clone())).await?;
+            Op::GetLinearizable | Op::GetSerializable => {
+                let range = RangeRequest {
+                    key: key(k).into_bytes(),
+                    serializable: matches!(op, Op::GetSerializable),
+                    ..RangeRequest::default()
+                };
+                let resp: RangeResponse = grpc.unary("/etcdserverpb.KV/Range", &range).await?;
+                if resp.kvs.is_empty() {
+                    bail!("Range of {} found nothing", key(k));
+                }
             }
         }
         if t0 >= measure_from {

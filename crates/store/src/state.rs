@@ -9,7 +9,8 @@ use etcd_client::proto::PbKeyValue as KeyValue;
 use crate::lease::Leases;
 use crate::mvcc::{Change, Key, Mvcc, Revision};
 use crate::wal::record::{
-    DeleteRecord, LeaseRecord, PutRecord, RecordKind, SnapshotHeader, WalBatch, WalRecord,
+    DeleteRecord, LeaseRecord, PutRecord, RecordKind, RecordRef, SnapshotHeader, WalBatch,
+    WalRecord,
 };
 
 /// Everything the engine mutates under one lock.
@@ -110,6 +111,17 @@ impl State {
         }
         flush(&mut records, true);
         batches
+    }
+}
+
+/// The WAL record for one change, borrowing a put's `KeyValue` (see [`RecordRef`]).
+pub fn change_ref(change: &Change) -> RecordRef<'_> {
+    match &change.kv {
+        Some(kv) => RecordRef::Put {
+            sub: change.rev.sub,
+            kv,
+        },
+        None => RecordRef::Owned(change_record(change)),
     }
 }
 

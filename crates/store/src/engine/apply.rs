@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::error::StoreError;
 use crate::mvcc::Change;
-use crate::state::{State, change_record};
+use crate::state::State;
 use crate::wal::record::{LeaseRecord, RecordKind, WalRecord};
 
 use super::{WriteOp, WriteReply};
@@ -17,13 +17,11 @@ const MAX_EXPIRE_PER_PASS: usize = 256;
 /// The result of applying one request: its reply and what must be persisted.
 pub(super) struct Applied {
     pub(super) reply: Result<WriteReply, StoreError>,
+    /// Records beyond the changes' own (lease and compaction records); the WAL gets the changes'
+    /// records first, then these, so replay sees keys deleted before their lease disappears.
     pub(super) records: Vec<WalRecord>,
     pub(super) changes: Vec<Change>,
     pub(super) wants_snapshot: bool,
-}
-
-fn records_of(changes: &[Change]) -> Vec<WalRecord> {
-    changes.iter().map(change_record).collect()
 }
 
 fn record(kind: RecordKind) -> WalRecord {
@@ -109,10 +107,5 @@ pub(super) fn apply(state: &mut State, op: WriteOp, committed: i64, now: Instant
             out.reply = Ok(WriteReply::Revision(mvcc.current_revision()));
         }
     }
-    // Deletions and puts go to the log before the lease/compaction records of the same request, so
-    // replay sees keys deleted before their lease disappears.
-    let mut recs = records_of(&out.changes);
-    recs.append(&mut out.records);
-    out.records = recs;
     out
 }

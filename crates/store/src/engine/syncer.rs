@@ -30,7 +30,8 @@ use super::lanes::{Lanes, Reply};
 use crate::error::{StoreError, WalError};
 use crate::metrics::CommitMetrics;
 use crate::mvcc::Change;
-use crate::wal::record::{RecordKind, WalBatch, WalRecord, encode_frame};
+use crate::state::change_ref;
+use crate::wal::record::{RecordKind, RecordRef, WalBatch, WalRecord, encode_frame_of};
 use crate::wal::{Wal, install_snapshot};
 use crate::watch::hub::{CommittedBatch, Hub};
 
@@ -73,8 +74,9 @@ pub(super) struct Log {
 }
 
 impl Log {
-    /// Queues one applied request. Call it while still holding the state lock the request was
-    /// applied under, so the queue order is the apply order.
+    /// Queues one applied request: its WAL frame holds its changes' records (puts encoded straight
+    /// from the state's `KeyValue`s) followed by `records`, its others. Call it while still holding
+    /// the state lock the request was applied under, so the queue order is the apply order.
     pub(super) fn push(
         &self,
         revision: i64,
@@ -88,10 +90,17 @@ impl Log {
         if q.chunks.is_empty() {
             q.chunks.push(Chunk::default());
         }
-        if !records.is_empty()
+        // The changes' records first, then the request's others (lease, compaction): replay must
+        // see keys deleted before their lease disappears.
+        if (!changes.is_empty() || !records.is_empty())
             && let Some(chunk) = q.chunks.last_mut()
         {
-            encode_frame(&WalBatch { records }, &mut chunk.frames);
+            let refs: Vec<RecordRef<'_>> = changes
+                .iter()
+                .map(change_ref)
+                .chain(records.into_iter().map(RecordRef::Owned))
+                .collect();
+            encode_frame_of(&refs, &mut chunk.frames);
         }
         if snapshot.is_some() {
             // The snapshot covers this request: everything after it goes to the next segment.

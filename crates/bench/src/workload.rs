@@ -81,11 +81,11 @@ pub(crate) async fn preload(server: &Server) -> Result<()> {
 ///
 /// The workers run on one current-thread runtime per core, each runtime with its own share of the
 /// connections (worker `w` uses connection `w % connections`, connection `i` lives on thread
-/// `i % threads`), the way the servers under test serve them. Why: on one multi-thread runtime, the
-/// 16 workers sharing a connection were woken on either thread and contended for h2's stream lock;
-/// the client then spent ~88 µs of CPU per put at c=16 (glibc malloc, futex wake-ups, context
-/// switches), more than niwa-store's whole server side, so on a 2-core machine the put figures of
-/// both servers measured mostly the client.
+/// `i % threads`), the way the servers under test serve them, and speak gRPC through [`Grpc`]. Why:
+/// on one multi-thread runtime, the 16 workers sharing a connection were woken on either thread and
+/// contended for h2's stream lock; with `etcd-client` on top, the client spent ~78 µs of CPU per put
+/// at c=16, more than niwa-store's whole server side, so on a 2-core machine the put figures of both
+/// servers measured the client as much as the servers (docs/BENCHMARKS.md, 2026-11-30).
 pub(crate) async fn closed_loop(
     server: &Server,
     op: Op,
@@ -111,19 +111,19 @@ pub(crate) async fn closed_loop(
                     .build()?;
                 runtime.block_on(async move {
                     // This thread's connections: t, t + threads, t + 2·threads, ...
-                    let mine: Vec<usize> = (t..connections).step_by(threads).collect();
-                    let mut connected = Vec::with_capacity(mine.len());
-                    for _ in &mine {
+                    let mine = (t..connections).step_by(threads).count();
+                    let mut clients = Vec::with_capacity(mine);
+                    for _ in 0..mine {
                         match Grpc::connect(&endpoint).await {
-                            Ok(conn) => connected.push(conn),
+                            Ok(conn) => clients.push(conn),
                             Err(err) => {
+                                // Every thread passes the barrier once, failed or not.
                                 ready.wait();
                                 return Err(err);
                             }
                         }
                     }
                     ready.wait();
-                    let clients = connected;
                     let start = Instant::now();
                     let (measure_from, end) = (start + warmup, start + warmup + window);
                     let mut set = JoinSet::new();

@@ -76,7 +76,7 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// Minimum lease TTL in seconds (etcd: 2 with default raft timing).
     pub lease_min_ttl: i64,
-    /// Where the sync thread records its fsync times and group sizes.
+    /// Where the sync thread records its fsync times, group sizes and watch-queue overflows.
     pub commit_metrics: CommitMetrics,
 }
 
@@ -137,7 +137,7 @@ impl Engine {
             in_flight: Arc::new(Semaphore::new(WRITE_QUEUE)),
             lanes: Arc::new(Lanes::default()),
             _closer: Arc::new(Closer(log.clone())),
-            hub: Arc::new(Hub::default()),
+            hub: Arc::new(Hub::new(config.commit_metrics.watch_overflows.clone())),
             cluster_id: wal.cluster_id,
             member_id: wal.member_id,
             disk_bytes: wal.disk_bytes(),

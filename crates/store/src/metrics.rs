@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -17,8 +18,9 @@ fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00005, 2.0, 16))
 }
 
-/// The group commit's own figures, recorded by the sync thread: they tell how many writes share
-/// one `fdatasync` and what the disk charges for it, the two numbers that set put throughput.
+/// The figures the sync thread records: how many writes share one `fdatasync` and what the disk
+/// charges for it (the two numbers that set put throughput), and how often its fan-out to watchers
+/// found a stream too far behind to queue for.
 #[derive(Clone, Debug)]
 pub struct CommitMetrics {
     /// One observation per `fdatasync` of the WAL (etcd's `etcd_disk_wal_fsync_duration_seconds`).
@@ -26,6 +28,9 @@ pub struct CommitMetrics {
     /// Write requests answered by one group commit (one `fdatasync`, unless none of them changed
     /// anything, e.g. all failed their checks).
     pub group_writes: Histogram,
+    /// Times a watch stream's queue was full when a commit was published to it, so that the stream
+    /// went on to catch up from history instead (a slow watcher; see `watch/hub.rs`).
+    pub watch_overflows: Counter,
 }
 
 impl Default for CommitMetrics {
@@ -35,6 +40,7 @@ impl Default for CommitMetrics {
             fsync: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
             // 1 .. 4096 writes
             group_writes: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            watch_overflows: Counter::default(),
         }
     }
 }
@@ -102,6 +108,11 @@ impl Metrics {
             "niwa_store_commit_group_writes",
             "Write requests answered by one group commit (one fdatasync unless none changed the store)",
             commit.group_writes.clone(),
+        );
+        registry.register(
+            "niwa_store_watch_stream_overflows",
+            "Times a watch stream fell too far behind for its queue and switched to catching up from history",
+            commit.watch_overflows.clone(),
         );
         let hot = Arc::new(
             HOT_METHODS.map(|m| requests.get_or_create(&vec![("grpc_method", m)]).clone()),

@@ -21,22 +21,11 @@ fn etcdctl_put_then_get() {
 /// read both servers alike).
 #[test]
 fn metrics_count_fsyncs_and_group_sizes() {
-    use std::io::{Read, Write};
-
     let store = Store::start();
     for i in 0..3 {
         ok(etcdctl(&store.endpoint(), &["put", &format!("k{i}"), "v"]));
     }
-    let mut conn = std::net::TcpStream::connect(store.metrics_addr).expect("connect to /metrics");
-    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .expect("send the request");
-    let mut text = String::new();
-    conn.read_to_string(&mut text).expect("read /metrics");
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-    };
+    let value = |name: &str| store.metric(name);
     let fsyncs = value("etcd_disk_wal_fsync_duration_seconds_count");
     let groups = value("niwa_store_commit_group_writes_count");
     let writes = value("niwa_store_commit_group_writes_sum");

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, mpsc};
 
 use crate::mvcc::{Change, KeyRange};
@@ -37,6 +38,8 @@ struct Slot {
 pub struct Hub {
     slots: Mutex<HashMap<u64, Slot>>,
     next_id: AtomicU64,
+    /// Counts each switch of a stream to catching up (its queue was full).
+    overflows: Counter,
 }
 
 impl std::fmt::Debug for Hub {
@@ -65,6 +68,14 @@ impl Drop for Subscription {
 }
 
 impl Hub {
+    /// A hub that counts overflowing streams in `overflows`.
+    pub fn new(overflows: Counter) -> Hub {
+        Hub {
+            overflows,
+            ..Hub::default()
+        }
+    }
+
     pub fn subscribe(self: &Arc<Self>) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
@@ -107,7 +118,9 @@ impl Hub {
                 continue;
             }
             if slot.tx.try_send(batch.clone()).is_err() {
-                slot.lagging.store(true, Ordering::Release);
+                if !slot.lagging.swap(true, Ordering::AcqRel) {
+                    self.overflows.inc();
+                }
                 slot.wake.notify_one();
             }
         }

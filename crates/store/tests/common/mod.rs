@@ -82,6 +82,26 @@ impl Store {
         self.addr.to_string()
     }
 
+    /// The text of the store's /metrics page.
+    pub fn metrics_text(&self) -> String {
+        use std::io::{Read, Write};
+        let mut conn =
+            std::net::TcpStream::connect(self.metrics_addr).expect("connect to /metrics");
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .expect("send the request");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("read /metrics");
+        text
+    }
+
+    /// One sample's value from /metrics (`name` with its suffix, e.g. `..._count`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.with_extension("log")).unwrap_or_default()
     }

@@ -30,7 +30,7 @@ use crate::error::StoreError;
 use crate::metrics::CommitMetrics;
 use crate::state::State;
 use crate::wal::Wal;
-use crate::watch::hub::Hub;
+use crate::watch::hub::{Hub, Subscription};
 use apply::apply;
 use lanes::Lanes;
 use syncer::{Log, Syncer};
@@ -200,7 +200,12 @@ impl Engine {
     /// writes: call it on the thread of a current-thread runtime and spawn the future there. The
     /// replies of each group commit then reach that runtime in one message (see `lanes.rs`).
     pub fn reply_lane(&self) -> impl Future<Output = ()> + Send + 'static {
-        self.lanes.register()
+        self.lanes.register(self.hub.clone())
+    }
+
+    /// Registers a watch stream that runs on the calling thread (see `watch/hub.rs`).
+    pub fn subscribe_watch(&self) -> Subscription {
+        self.hub.subscribe(self.lanes.current())
     }
 
     /// The newest durable revision.

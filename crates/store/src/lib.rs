@@ -10,7 +10,9 @@
 //! * [`watch`] — the bounded fan-out hub and the per-stream watch state machine.
 //! * [`grpc`] — thin tonic shells implementing etcd's KV, Watch, Lease, Maintenance and Cluster.
 //! * [`server::run`] — wiring and the one shutdown path; `main.rs` only parses flags.
+//! * [`coalesce`] — the connection wrapper that sends one HTTP/2 flush with one `write`.
 
+pub mod coalesce;
 pub mod engine;
 pub mod error;
 pub mod grpc;

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::coalesce::Coalescing;
 use crate::engine::{Engine, EngineConfig, WriteOp};
 use crate::error::StoreError;
 use crate::grpc::{Ctx, Services};
@@ -245,7 +246,7 @@ fn serve_lane(
         drop(engine);
         let incoming = ReceiverStream::new(conns).filter_map(|stream| async move {
             match TcpStream::from_std(stream) {
-                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
+                Ok(stream) => Some(Ok::<_, std::io::Error>(Coalescing::new(stream))),
                 Err(err) => {
                     tracing::warn!(%err, "registering a connection failed");
                     None

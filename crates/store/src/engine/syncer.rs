@@ -220,16 +220,16 @@ impl Syncer {
                 continue;
             }
             self.committed.store(group.revision, Ordering::Release);
-            if !group.changes.is_empty() {
-                self.hub.publish(Arc::new(CommittedBatch {
+            let batch = (!group.changes.is_empty()).then(|| {
+                Arc::new(CommittedBatch {
                     revision: group.revision,
                     changes: group.changes,
-                }));
-            }
+                })
+            });
             let writers = group.replies.len();
             self.metrics.group_writes.observe(writers as f64);
             let synced = started.elapsed();
-            self.lanes.deliver(group.replies);
+            self.lanes.deliver(batch, group.replies, &self.hub);
             // Waiting costs the queued writes at most about one sync, and saves one.
             cohort = (writers > 1 && !self.max_cohort_wait.is_zero()).then(|| Cohort {
                 writers,

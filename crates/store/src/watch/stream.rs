@@ -96,7 +96,7 @@ impl WatchStream {
         out: mpsc::Sender<Result<WatchResponse, tonic::Status>>,
         options: StreamOptions,
     ) -> WatchStream {
-        let sub = engine.hub.subscribe();
+        let sub = engine.subscribe_watch();
         WatchStream {
             engine,
             header,

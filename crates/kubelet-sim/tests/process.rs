@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::http_get;
@@ -105,24 +104,13 @@ async fn kubectl_run_nginx_serves_http_with_logs_and_exec() {
         .kubectl(&["exec", "web", "--", "sh", "-c", "exit 3"])
         .await;
     // stdin flows in (`kubectl exec -i`).
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(&pc.kubeconfig)
-        .args(["exec", "-i", "web", "--", "tr", "a-z", "A-Z"])
-        .env("HOME", pc.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("kubectl: {e}"));
-    if let Some(mut input) = child.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        let _ = input.write_all(b"hello stdin\n").await;
-    }
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output()).await;
-    let out = match out {
-        Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout).into_owned(),
-        other => panic!("kubectl exec -i: {other:?}"),
-    };
+    let (code_i, out, err) = pc
+        .kubectl_in(
+            &["exec", "-i", "web", "--", "tr", "a-z", "A-Z"],
+            Some("hello stdin\n"),
+        )
+        .await;
+    assert_eq!(code_i, 0, "kubectl exec -i: {out}{err}");
     assert_eq!(out, "HELLO STDIN\n");
     assert_eq!(code, 3, "exec exit code");
 }

@@ -3,8 +3,8 @@
 //! directory and `HOME` in the test's temp dir (so nothing of the user's `~/.kube` is read or
 //! written), `KUBECONFIG` removed, killed when dropped, and a time limit so a hung kubectl fails
 //! the test instead of hanging it. [`run`] panics when kubectl cannot run or takes longer than
-//! 60 s; [`try_run`] takes the limit and returns those failures, for callers that report errors as
-//! values (the e2e suite, whose `rollout status` waits up to two minutes).
+//! [`KUBECTL_TIMEOUT`]; [`try_run`] takes the limit and returns those failures, for callers that
+//! report errors as values (the e2e suite, whose `rollout status` waits up to two minutes).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 /// How long one kubectl run may take in [`run`].
-const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
+pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one kubectl run printed.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub enum RunError {
 /// Runs `kubectl <args>` with `kubeconfig`, its cache and `HOME` under `home`, and the extra
 /// `env`. `stdin`: `Some` is written to a pipe that is then closed (`Some("")` gives an empty
 /// stdin), `None` leaves stdin at /dev/null. Panics when kubectl cannot run or takes longer than
-/// 60 s: a test cannot go on without it.
+/// [`KUBECTL_TIMEOUT`]: a test cannot go on without it.
 pub async fn run(
     kubeconfig: &Path,
     home: &Path,
@@ -75,8 +75,7 @@ pub async fn run(
 ) -> Output {
     match try_run(kubeconfig, home, args, stdin, env, KUBECTL_TIMEOUT).await {
         Ok(out) => out,
-        Err(RunError::Io(e)) => panic!("kubectl {args:?} (on PATH?): {e}"),
-        Err(RunError::Timeout(_)) => panic!("kubectl {args:?} did not finish within 60 s"),
+        Err(err) => panic!("kubectl {args:?}: {err}"),
     }
 }
 

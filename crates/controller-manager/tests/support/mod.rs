@@ -259,29 +259,20 @@ impl Kubectl {
         Kubectl { dir, kubeconfig }
     }
 
-    /// Run `kubectl <args>`; panics unless it succeeds; returns stdout.
+    /// Run `kubectl <args>`; panics unless it succeeds within 90 s; returns stdout.
     pub async fn run(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("KUBECONFIG")
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(90), out)
+        let timeout = Duration::from_secs(90);
+        let home = self.dir.path();
+        let out = niwa_testkit::kubectl::try_run(&self.kubeconfig, home, args, None, &[], timeout)
             .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish"))
-            .expect("kubectl on PATH");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            .unwrap_or_else(|err| panic!("kubectl {args:?}: {err}"));
         assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            out.code == 0,
+            "kubectl {args:?} failed: {}\n{}",
+            out.stdout,
+            out.stderr
         );
-        stdout
+        out.stdout
     }
 }
 

@@ -124,12 +124,19 @@ impl WatchStream {
         let client_gone = out.closed();
         let stopping = shutdown.cancelled();
         tokio::pin!(lagging, client_gone, stopping);
+        // A client that closes its side of the stream still gets events, as from etcd (since
+        // 3.1; grpc-gateway does that): the stream ends when the client goes away.
+        let mut requests_open = true;
         loop {
             let step = tokio::select! {
                 Some(batch) = self.sub.rx.recv() => self.deliver(&batch).await,
-                msg = requests.message() => match msg {
+                msg = requests.message(), if requests_open => match msg {
                     Ok(Some(req)) => self.handle_request(req).await,
-                    _ => Err(Gone),
+                    Ok(None) => {
+                        requests_open = false;
+                        Ok(())
+                    }
+                    Err(_) => Err(Gone),
                 },
                 () = &mut lagging => {
                     lagging.set(wake.notified());

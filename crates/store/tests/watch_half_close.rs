@@ -6,10 +6,10 @@ mod ctl;
 
 use std::time::Duration;
 
-use etcd_client::{Client, WatchOptions};
+use etcd_client::{Client, WatchOptions, WatchResponseStream};
 
-against_both!(async events_still_flow_after_the_client_closes_its_side);
-async fn events_still_flow_after_the_client_closes_its_side(endpoint: &str) {
+/// A client with a watch on `/half/`, created, whose request side the client has then closed.
+async fn half_closed_watch(endpoint: &str) -> (Client, WatchResponseStream) {
     let mut client = Client::connect([format!("http://{endpoint}")], None)
         .await
         .expect("connect");
@@ -25,8 +25,14 @@ async fn events_still_flow_after_the_client_closes_its_side(endpoint: &str) {
     );
     // Dropping the sender ends the request stream: the client's half-close.
     drop(sender);
-    // Give the server time to see the end of the request stream before anything is written.
+    // Give the server time to see the end of the request stream before anything else happens.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    (client, responses)
+}
+
+against_both!(async events_still_flow_after_the_client_closes_its_side);
+async fn events_still_flow_after_the_client_closes_its_side(endpoint: &str) {
+    let (mut client, mut responses) = half_closed_watch(endpoint).await;
     client.put("/half/a", "1", None).await.expect("put");
     let resp = tokio::time::timeout(Duration::from_secs(10), responses.message())
         .await
@@ -46,18 +52,8 @@ async fn events_still_flow_after_the_client_closes_its_side(endpoint: &str) {
 #[tokio::test]
 async fn a_half_closed_stream_ends_when_the_client_drops_it() {
     let store = common::Store::start();
-    let mut client = Client::connect([format!("http://{}", store.endpoint())], None)
-        .await
-        .expect("connect");
-    let stream = client
-        .watch("/half/", Some(WatchOptions::new().with_prefix()))
-        .await
-        .expect("watch");
-    let (sender, mut responses) = stream.split();
-    assert!(responses.message().await.expect("created").is_some());
-    drop(sender);
+    let (_client, responses) = half_closed_watch(&store.endpoint()).await;
     let open = || store.metric("etcd_debugging_mvcc_watch_stream_total");
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(open(), 1.0, "the half-closed stream should stay open");
     drop(responses);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -13,8 +13,8 @@
 //! writes all their responses together.
 //!
 //! The same message carries the group's committed batch to the lane's watch streams (see
-//! `watch/hub.rs`): the lane task publishes it before answering the replies, so every stream task it
-//! wakes is queued locally, without a cross-thread wake-up each.
+//! `watch/hub.rs`): the lane task publishes it before answering the replies, so every stream task
+//! it wakes is queued locally, without a cross-thread wake-up each.
 //!
 //! A thread becomes a lane with [`super::Engine::reply_lane`]; writes issued on any other thread
 //! are answered directly by the sync thread, as before.

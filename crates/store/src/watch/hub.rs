@@ -7,11 +7,11 @@
 //! and never delays writers or other watchers (etcd's synced/unsynced watcher groups).
 //!
 //! Streams are grouped by the engine's reply lane (the server thread) they run on. The sync thread
-//! publishes straight to the streams on no lane, and hands each lane the batch to publish to its own
-//! streams from its own thread (`engine/lanes.rs`): a task woken from another thread costs a
-//! cross-thread wake-up (an eventfd `write`, ~0.7 per delivered event in the 1,000-watcher fan-out),
-//! while tasks woken from their own thread are just queued there, all before the connections run.
-//! (That each stream still flushed on its own was h2's doing; see `coalesce.rs`.)
+//! publishes straight to the streams on no lane, and hands each lane the batch to publish to its
+//! own streams from its own thread (`engine/lanes.rs`): a task woken from another thread costs a
+//! cross-thread wake-up (an eventfd `write`, ~0.7 per delivered event in the 1,000-watcher
+//! fan-out), while tasks woken from their own thread are just queued there, all before the
+//! connections run. (That each stream still flushed on its own was h2's doing; see `coalesce.rs`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
